@@ -1,0 +1,6 @@
+//! Pure-Rust core of hyperflux: everything about a Hyperflux run that is not tensor math.
+//!
+//! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
+//! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written.
+
+pub mod fsutil;
