@@ -4,3 +4,7 @@
 //! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written.
 
 pub mod fsutil;
+pub mod pressure;
+pub mod records;
+pub mod stages;
+pub mod update;
