@@ -3,6 +3,7 @@
 //! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
 //! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written.
 
+pub mod config;
 pub mod fsutil;
 pub mod pressure;
 pub mod records;

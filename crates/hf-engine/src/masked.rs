@@ -1,0 +1,99 @@
+//! The mask machinery shared by every masked layer: a weight `w`, its mask parameter `m` of the
+//! same shape, the gate `H(m) = [m >= 0]` and the effective weight `ŵ = w ⊙ H(m)`.
+
+use tch::{Kind, Tensor};
+
+/// A prunable weight tensor with its mask parameter.
+#[derive(Debug)]
+pub struct MaskedWeight {
+    /// Name of the layer the weight belongs to (e.g. `fc1`).
+    pub name: String,
+    /// The weight values (kept when pruned, so a regrown weight comes back with them).
+    pub w: Tensor,
+    /// The mask parameters; present where `m >= 0`.
+    pub m: Tensor,
+}
+
+impl MaskedWeight {
+    /// Wraps a weight and initialises its mask uniformly in `[low, high]` (spec: U[0.2, 0.5]).
+    pub fn new(name: &str, w: Tensor, low: f64, high: f64) -> Self {
+        let m = Tensor::empty(w.size(), (Kind::Float, w.device())).uniform_(low, high);
+        Self {
+            name: name.to_string(),
+            w,
+            m,
+        }
+    }
+
+    /// Re-initialises the mask uniformly in `[low, high]` (a pruning run starting from a dense net).
+    pub fn reset_mask(&mut self, low: f64, high: f64) {
+        let _ = self.m.uniform_(low, high);
+    }
+
+    /// The gate `H(m)` as 0/1 floats.
+    pub fn gate(&self) -> Tensor {
+        self.m.ge(0.0).to_kind(Kind::Float)
+    }
+
+    /// The effective weight `w ⊙ H(m)` (no gradient).
+    pub fn effective(&self) -> Tensor {
+        tch::no_grad(|| &self.w * self.gate())
+    }
+
+    /// Number of weights.
+    pub fn numel(&self) -> usize {
+        self.w.numel()
+    }
+
+    /// Number of present weights (`m >= 0`).
+    pub fn present(&self) -> usize {
+        self.m.ge(0.0).sum(Kind::Int64).int64_value(&[]) as usize
+    }
+
+    /// Density of this tensor in percent.
+    pub fn density(&self) -> f64 {
+        100.0 * self.present() as f64 / self.numel().max(1) as f64
+    }
+}
+
+/// Density accounting over a whole network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DensityReport {
+    /// (layer, present, total) per masked tensor.
+    pub layers: Vec<(String, usize, usize)>,
+}
+
+impl DensityReport {
+    /// Counts the present weights of every masked tensor.
+    pub fn of(masked: &[MaskedWeight]) -> Self {
+        Self {
+            layers: masked
+                .iter()
+                .map(|mw| (mw.name.clone(), mw.present(), mw.numel()))
+                .collect(),
+        }
+    }
+
+    /// Total number of prunable weights N.
+    pub fn total(&self) -> usize {
+        self.layers.iter().map(|l| l.2).sum()
+    }
+
+    /// Total present weights.
+    pub fn present(&self) -> usize {
+        self.layers.iter().map(|l| l.1).sum()
+    }
+
+    /// Total density in percent: `100 · #{m >= 0} / N`.
+    pub fn density(&self) -> f64 {
+        100.0 * self.present() as f64 / self.total().max(1) as f64
+    }
+
+    /// Per-layer densities in percent.
+    pub fn per_layer(&self) -> Vec<(String, f64)> {
+        self.layers
+            .iter()
+            .map(|(n, p, t)| (n.clone(), 100.0 * *p as f64 / (*t).max(1) as f64))
+            .collect()
+    }
+}

@@ -1,0 +1,172 @@
+//! The network abstraction: a model is a set of masked weights plus free parameters (biases,
+//! normalisation) with a forward pass that takes the effective weights explicitly. That one
+//! signature gives every model the Hyperflux gradients through autograd; a model may override
+//! [`Network::data_grads`] with a faster hand-written backward (the MLP does).
+
+use crate::loss;
+use crate::masked::MaskedWeight;
+use crate::EngineError;
+use tch::{Device, Kind, Tensor};
+
+/// A trainable parameter that is never pruned (bias, normalisation scale or shift).
+#[derive(Debug)]
+pub struct Param {
+    /// Conventional name, e.g. `fc1.bias`.
+    pub name: String,
+    /// The tensor (requires grad).
+    pub t: Tensor,
+}
+
+/// Gradients of the data loss for one batch.
+pub struct Grads {
+    /// Mean data loss of the batch.
+    pub loss: f64,
+    /// Correctly classified examples of the batch.
+    pub correct: i64,
+    /// `∂L/∂ŵ` per masked tensor, in [`Network::masked`] order.
+    pub masked: Vec<Tensor>,
+    /// Gradients of the free parameters, in [`Network::params`] order.
+    pub params: Vec<Tensor>,
+}
+
+/// A prunable network.
+pub trait Network: Send {
+    /// Architecture name (e.g. `lenet300`).
+    fn arch(&self) -> &str;
+    /// Input shape of one example (C, H, W).
+    fn input_shape(&self) -> [i64; 3];
+    /// Number of classes.
+    fn classes(&self) -> i64;
+    /// The masked weights, in a fixed order.
+    fn masked(&self) -> &[MaskedWeight];
+    /// Mutable masked weights.
+    fn masked_mut(&mut self) -> &mut [MaskedWeight];
+    /// Free parameters, in a fixed order.
+    fn params(&self) -> &[Param];
+    /// Non-trainable state saved in checkpoints (e.g. BatchNorm running statistics).
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// Logits for a batch `x` (B×C×H×W) computed with the given effective weights.
+    fn forward_with(&self, x: &Tensor, eff: &[Tensor], train: bool) -> Tensor;
+
+    /// Logits with the current masks, without gradients (evaluation).
+    fn forward(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let eff: Vec<Tensor> = self.masked().iter().map(|m| m.effective()).collect();
+            self.forward_with(x, &eff, false)
+        })
+    }
+
+    /// Data-loss gradients w.r.t. the effective weights and the free parameters.
+    fn data_grads(&self, x: &Tensor, y: &Tensor, smoothing: f64) -> Grads {
+        autograd_grads(self, x, y, smoothing)
+    }
+
+    /// Total number of prunable weights N.
+    fn prunable(&self) -> usize {
+        self.masked().iter().map(|m| m.numel()).sum()
+    }
+}
+
+/// Computes [`Grads`] through autograd: effective weights become fresh leaves, so their
+/// gradient is exactly `∂L/∂ŵ`; the straight-through step is applied by the caller.
+pub fn autograd_grads<N: Network + ?Sized>(
+    net: &N,
+    x: &Tensor,
+    y: &Tensor,
+    smoothing: f64,
+) -> Grads {
+    let eff: Vec<Tensor> = net
+        .masked()
+        .iter()
+        .map(|m| m.effective().detach().set_requires_grad(true))
+        .collect();
+    for p in net.params() {
+        let mut g = p.t.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+    let logits = net.forward_with(x, &eff, true);
+    let loss = loss::cross_entropy(&logits, y, smoothing);
+    loss.backward();
+    let correct = loss::correct(&logits.detach(), y);
+    let params = net
+        .params()
+        .iter()
+        .map(|p| {
+            let g = p.t.grad();
+            if g.defined() {
+                g
+            } else {
+                p.t.zeros_like()
+            }
+        })
+        .collect();
+    Grads {
+        loss: loss.double_value(&[]),
+        correct,
+        masked: eff.iter().map(|e| e.grad()).collect(),
+        params,
+    }
+}
+
+/// Test accuracy (percent) and mean loss of `net` over `(x, y)` chunks.
+pub fn evaluate<N: Network + ?Sized>(
+    net: &N,
+    batches: impl Iterator<Item = (Tensor, Tensor)>,
+    smoothing: f64,
+) -> (f64, f64) {
+    let mut correct = 0i64;
+    let mut total = 0i64;
+    let mut loss_sum = 0.0;
+    for (x, y) in batches {
+        let logits = net.forward(&x);
+        correct += loss::correct(&logits, &y);
+        loss_sum += tch::no_grad(|| loss::cross_entropy(&logits, &y, smoothing)).double_value(&[])
+            * y.size()[0] as f64;
+        total += y.size()[0];
+    }
+    if total == 0 {
+        return (0.0, 0.0);
+    }
+    (
+        100.0 * correct as f64 / total as f64,
+        loss_sum / total as f64,
+    )
+}
+
+/// Every model name with the input shape it is listed with by `hyperflux models`.
+pub const MODELS: &[(&str, [i64; 3])] = &[("lenet300", [1, 28, 28])];
+
+/// Builds a model by name for a dataset shape. Names: `lenet300` (LeNet-300-100).
+pub fn build(
+    arch: &str,
+    input: [i64; 3],
+    classes: i64,
+    mask_init: (f64, f64),
+    device: Device,
+) -> Result<Box<dyn Network>, EngineError> {
+    match arch {
+        "lenet300" | "lenet-300-100" => Ok(Box::new(crate::mlp::Mlp::new(
+            "lenet300",
+            input,
+            &[300, 100],
+            classes,
+            mask_init,
+            device,
+        ))),
+        other => Err(EngineError::Model(format!(
+            "unknown model {other:?}: run `hyperflux models` for the list"
+        ))),
+    }
+}
+
+/// Copies a tensor's values into a Vec (CPU float).
+pub fn to_vec_f32(t: &Tensor) -> Vec<f32> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let mut out = vec![0f32; t.numel()];
+    t.copy_data(&mut out, t.numel());
+    out
+}

@@ -1,0 +1,621 @@
+//! The per-epoch controller of a run: batches → Hyperflux step → density and test accuracy →
+//! pressure scheduler and stages → records and checkpoints. Dense training is the same loop with
+//! masks frozen and λ = 0.
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::device;
+use crate::masked::DensityReport;
+use crate::network::{self, Network};
+use crate::step::{self, HyperfluxOptim, StepSettings};
+use crate::EngineError;
+use hf_core::config::{CommonConfig, PruneConfig, RegrowthPressure, TrainConfig};
+use hf_core::pressure::{Controller, PressureScheduler, Trajectory};
+use hf_core::records::{EpochRecord, RecordLog};
+use hf_core::stages::{cosine, Stage};
+use hf_data::{Augment, BatchConfig, Dataset, DatasetKind, Split};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+/// Receives progress of a run (the CLI draws progress bars with it).
+pub trait Observer {
+    /// An epoch of `steps` steps starts.
+    fn epoch_start(&mut self, _epoch: usize, _total: usize, _steps: usize) {}
+    /// A step finished with this batch loss.
+    fn step(&mut self, _loss: f64) {}
+    /// An epoch finished.
+    fn epoch_end(&mut self, _rec: &EpochRecord) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// The state a resumed run needs, stored as JSON in the checkpoint metadata.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    /// "dense" or "prune".
+    pub kind: String,
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Planned epochs.
+    pub total_epochs: usize,
+    /// Pressure for the next epoch.
+    pub lambda: f64,
+    /// The pressure scheduler (scheduled pruning).
+    pub scheduler: Option<PressureScheduler>,
+    /// The controller holding the target during regrowth.
+    pub hold: Option<Controller>,
+    /// Weight-optimizer steps.
+    pub weights_step: u64,
+    /// Mask-optimizer steps.
+    pub masks_step: u64,
+    /// Records so far.
+    pub records: Vec<EpochRecord>,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// All epoch records.
+    pub records: Vec<EpochRecord>,
+    /// Final test accuracy (percent).
+    pub test_accuracy: f64,
+    /// Final density (percent).
+    pub density: f64,
+    /// Final checkpoint.
+    pub checkpoint: PathBuf,
+    /// Records CSV.
+    pub records_csv: PathBuf,
+    /// Target density, when pruning to a target.
+    pub target_density: Option<f64>,
+    /// Seconds of the whole run.
+    pub seconds: f64,
+}
+
+/// Training and test sets of a run.
+pub struct RunData {
+    /// Dataset kind.
+    pub kind: DatasetKind,
+    /// Training set.
+    pub train: Arc<Dataset>,
+    /// Test set.
+    pub test: Dataset,
+}
+
+/// Loads the data a config names (with the limits applied).
+pub fn load_data(c: &CommonConfig) -> Result<RunData, EngineError> {
+    let kind: DatasetKind = c
+        .dataset
+        .parse()
+        .map_err(|e: String| EngineError::Model(e))?;
+    let dir = c.data_dir.clone().unwrap_or_else(|| kind.default_dir());
+    let mut train = hf_data::load(kind, &dir, Split::Train)?;
+    let mut test = hf_data::load(kind, &dir, Split::Test)?;
+    if c.train_limit > 0 {
+        train = train.take(c.train_limit);
+    }
+    if c.test_limit > 0 {
+        test = test.take(c.test_limit);
+    }
+    Ok(RunData {
+        kind,
+        train: Arc::new(train),
+        test,
+    })
+}
+
+/// Input shape (C, H, W) of a dataset.
+pub fn input_shape(ds: &Dataset) -> [i64; 3] {
+    [ds.channels as i64, ds.height as i64, ds.width as i64]
+}
+
+/// Batch tensors on a device.
+pub fn to_tensors(b: &hf_data::Batch, shape: [i64; 3], device: Device) -> (Tensor, Tensor) {
+    let x = Tensor::from_slice(&b.x)
+        .view([b.n as i64, shape[0], shape[1], shape[2]])
+        .to_device(device);
+    let y = Tensor::from_slice(&b.y).to_device(device);
+    (x, y)
+}
+
+/// Test accuracy (percent) and loss of `net` on `test`.
+pub fn test_accuracy(
+    net: &dyn Network,
+    test: &Dataset,
+    device: Device,
+    smoothing: f64,
+) -> (f64, f64) {
+    let shape = input_shape(test);
+    let cfg = BatchConfig::eval(1000);
+    let it = hf_data::batches(test, &cfg, 0, 0).map(|b| to_tensors(&b, shape, device));
+    network::evaluate(net, it, smoothing)
+}
+
+/// Settings shared by the epoch loop of dense and pruning runs.
+struct Loop<'a> {
+    common: &'a CommonConfig,
+    data: &'a RunData,
+    device: Device,
+    batch: BatchConfig,
+}
+
+struct EpochStats {
+    loss: f64,
+    train_accuracy: f64,
+}
+
+impl Loop<'_> {
+    fn epoch(
+        &self,
+        net: &mut dyn Network,
+        opt: &mut HyperfluxOptim,
+        epoch: usize,
+        total: usize,
+        s: &StepSettings,
+        obs: &mut dyn Observer,
+    ) -> Result<EpochStats, EngineError> {
+        let shape = input_shape(&self.data.train);
+        let steps = self.batch.batches_per_epoch(self.data.train.len());
+        obs.epoch_start(epoch, total, steps);
+        let it = hf_data::prefetch(
+            hf_data::batches_owned(
+                self.data.train.clone(),
+                &self.batch,
+                self.common.seed,
+                epoch as u64,
+            ),
+            4,
+        );
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        for (i, b) in it.enumerate() {
+            let (x, y) = to_tensors(&b, shape, self.device);
+            let st = opt.step(net, &x, &y, self.common.label_smoothing, s, None);
+            step::check_finite(st.loss, epoch, i + 1)?;
+            loss_sum += st.loss * b.n as f64;
+            correct += st.correct;
+            seen += b.n;
+            obs.step(st.loss);
+        }
+        for mw in net.masked() {
+            if mw.w.isnan().any().int64_value(&[]) != 0 || mw.m.isnan().any().int64_value(&[]) != 0
+            {
+                return Err(EngineError::Diverged {
+                    what: format!("NaN in layer {}", mw.name),
+                    epoch,
+                    step: seen,
+                });
+            }
+        }
+        Ok(EpochStats {
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: 100.0 * correct as f64 / seen.max(1) as f64,
+        })
+    }
+}
+
+fn model_meta(net: &dyn Network, kind: DatasetKind) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    m.insert("arch".into(), net.arch().to_string());
+    m.insert("dataset".into(), kind.name().to_string());
+    m.insert(
+        "input_shape".into(),
+        serde_json::to_string(&net.input_shape()).unwrap_or_default(),
+    );
+    m.insert("classes".into(), net.classes().to_string());
+    m
+}
+
+/// Builds the network a checkpoint describes (same architecture and shapes) and restores it.
+pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>, EngineError> {
+    let arch = ck.meta_str("arch")?;
+    let shape: [i64; 3] = ck.meta_json("input_shape")?;
+    let classes: i64 = ck.meta_json("classes")?;
+    let net = network::build(arch, shape, classes, (0.2, 0.5), device)?;
+    ck.restore_net(net.as_ref(), true)?;
+    Ok(net)
+}
+
+fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> {
+    device::set_threads(common.threads);
+    let dev = device::resolve(&common.device)?;
+    let data = load_data(common)?;
+    tch::manual_seed(common.seed as i64);
+    Ok((dev, data))
+}
+
+fn check_fits(net: &dyn Network, data: &RunData) -> Result<(), EngineError> {
+    let shape = input_shape(&data.train);
+    if net.input_shape() != shape || net.classes() != data.train.classes as i64 {
+        return Err(EngineError::Model(format!(
+            "model {} expects input {:?} and {} classes, but {} has {:?} and {}: pick a matching --model or --dataset",
+            net.arch(),
+            net.input_shape(),
+            net.classes(),
+            data.kind.name(),
+            shape,
+            data.train.classes
+        )));
+    }
+    Ok(())
+}
+
+fn write_config(out: &Path, toml_text: &str) -> Result<(), EngineError> {
+    hf_core::fsutil::atomic_write_bytes(&out.join("config.toml"), toml_text.as_bytes()).map_err(
+        |e| {
+            EngineError::Io(format!(
+                "cannot write {}: {e}",
+                out.join("config.toml").display()
+            ))
+        },
+    )
+}
+
+fn resume_state(ck: &Checkpoint, kind: &str) -> Result<RunState, EngineError> {
+    let st: RunState = ck.meta_json("state")?;
+    if st.kind != kind {
+        return Err(EngineError::Checkpoint {
+            path: ck.path.display().to_string(),
+            msg: format!(
+                "is a {} checkpoint; resume it with `hyperflux {}`",
+                st.kind,
+                if st.kind == "dense" { "train" } else { "prune" }
+            ),
+        });
+    }
+    Ok(st)
+}
+
+fn batch_config(common: &CommonConfig, kind: DatasetKind) -> BatchConfig {
+    let aug = if common.augment && matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100) {
+        Some(Augment::CIFAR)
+    } else if common.augment {
+        Some(Augment {
+            pad: 2,
+            flip: false,
+        })
+    } else {
+        None
+    };
+    BatchConfig::train(common.batch_size, aug)
+}
+
+/// Dense training (`hyperflux train`). With `resume`, continues that checkpoint's run.
+pub fn train_dense(
+    cfg: &TrainConfig,
+    resume: Option<&Checkpoint>,
+    obs: &mut dyn Observer,
+) -> Result<Outcome, EngineError> {
+    let cfg = match resume {
+        Some(ck) => hf_core::config::from_toml_str(ck.meta_str("config")?)?,
+        None => cfg.clone(),
+    };
+    cfg.validate()?;
+    let started = Instant::now();
+    let (dev, data) = prepare(&cfg.common)?;
+    let mut net = network::build(
+        &cfg.common.model,
+        input_shape(&data.train),
+        data.train.classes as i64,
+        (0.2, 0.5),
+        dev,
+    )?;
+    check_fits(net.as_ref(), &data)?;
+    let mut opt = HyperfluxOptim::new(
+        net.as_ref(),
+        cfg.optimizer.kind()?,
+        cfg.optimizer.weight_decay,
+        0.25,
+    );
+    let mut state = RunState {
+        kind: "dense".into(),
+        epoch: 0,
+        total_epochs: cfg.epochs,
+        lambda: 0.0,
+        scheduler: None,
+        hold: None,
+        weights_step: 0,
+        masks_step: 0,
+        records: vec![],
+    };
+    if let Some(ck) = resume {
+        state = resume_state(ck, "dense")?;
+        ck.restore_net(net.as_ref(), true)?;
+        ck.restore_optim(&opt)?;
+        opt.weights.step = state.weights_step;
+        opt.masks.step = state.masks_step;
+    }
+    let out = cfg.common.out_dir.clone();
+    let config_text = hf_core::config::to_toml(&cfg);
+    write_config(&out, &config_text)?;
+    let lp = Loop {
+        common: &cfg.common,
+        data: &data,
+        device: dev,
+        batch: batch_config(&cfg.common, data.kind),
+    };
+    let mut log = RecordLog::new(&out, "records", state.records.clone());
+    let ck_path = out.join("checkpoint.safetensors");
+    for epoch in state.epoch + 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let lr = cosine(
+            cfg.optimizer.lr,
+            cfg.optimizer.lr / cfg.lr_divisor,
+            epoch - 1,
+            cfg.epochs,
+        );
+        let s = StepSettings {
+            weight_lr: lr,
+            mask_lr: 0.0,
+            pressure: 0.0,
+            train_masks: false,
+        };
+        let es = lp.epoch(net.as_mut(), &mut opt, epoch, cfg.epochs, &s, obs)?;
+        let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
+        let dens = DensityReport::of(net.masked());
+        let rec = EpochRecord {
+            epoch,
+            stage: Stage::Dense.name().into(),
+            lambda: 0.0,
+            expected_density: None,
+            density: dens.density(),
+            layer_density: dens.per_layer(),
+            data_loss: es.loss,
+            pressure_loss: 0.0,
+            train_accuracy: es.train_accuracy,
+            test_accuracy: acc,
+            weight_lr: lr,
+            mask_lr: 0.0,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        obs.epoch_end(&rec);
+        log.push(rec).map_err(|e| {
+            EngineError::Io(format!("cannot write records in {}: {e}", out.display()))
+        })?;
+        state.epoch = epoch;
+        state.weights_step = opt.weights.step;
+        state.masks_step = opt.masks.step;
+        state.records = log.records.clone();
+        save_checkpoint(
+            &ck_path,
+            net.as_ref(),
+            &opt,
+            data.kind,
+            &state,
+            &config_text,
+        )?;
+    }
+    finish(
+        net.as_ref(),
+        &data,
+        dev,
+        &cfg.common,
+        log,
+        ck_path,
+        None,
+        started,
+    )
+}
+
+fn save_checkpoint(
+    path: &Path,
+    net: &dyn Network,
+    opt: &HyperfluxOptim,
+    kind: DatasetKind,
+    state: &RunState,
+    config_text: &str,
+) -> Result<(), EngineError> {
+    let mut meta = model_meta(net, kind);
+    meta.insert(
+        "state".into(),
+        serde_json::to_string(state).unwrap_or_default(),
+    );
+    meta.insert("config".into(), config_text.to_string());
+    if let Some(r) = state.records.last() {
+        meta.insert("test_accuracy".into(), r.test_accuracy.to_string());
+        meta.insert("density".into(), r.density.to_string());
+    }
+    checkpoint::save(path, net, Some(opt), meta)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    net: &dyn Network,
+    data: &RunData,
+    dev: Device,
+    common: &CommonConfig,
+    log: RecordLog,
+    ck_path: PathBuf,
+    target_density: Option<f64>,
+    started: Instant,
+) -> Result<Outcome, EngineError> {
+    let (acc, _) = test_accuracy(net, &data.test, dev, common.label_smoothing);
+    let density = DensityReport::of(net.masked()).density();
+    Ok(Outcome {
+        records_csv: log.paths().0.to_path_buf(),
+        records: log.records,
+        test_accuracy: acc,
+        density,
+        checkpoint: ck_path,
+        target_density,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Hyperflux pruning (`hyperflux prune`): from a dense checkpoint (`cfg.from`) or from scratch,
+/// to a target sparsity with the scheduler, or under a fixed pressure. With `resume`, continues
+/// that checkpoint's run with its own saved config.
+pub fn prune(
+    cfg: &PruneConfig,
+    resume: Option<&Checkpoint>,
+    obs: &mut dyn Observer,
+) -> Result<Outcome, EngineError> {
+    let cfg: PruneConfig = match resume {
+        Some(ck) => hf_core::config::from_toml_str(ck.meta_str("config")?)?,
+        None => cfg.clone(),
+    };
+    cfg.validate()?;
+    let started = Instant::now();
+    let (dev, data) = prepare(&cfg.common)?;
+    let mut net = network::build(
+        &cfg.common.model,
+        input_shape(&data.train),
+        data.train.classes as i64,
+        (cfg.mask_init_low, cfg.mask_init_high),
+        dev,
+    )?;
+    check_fits(net.as_ref(), &data)?;
+    let mut opt = HyperfluxOptim::new(
+        net.as_ref(),
+        cfg.optimizer.kind()?,
+        cfg.optimizer.weight_decay,
+        cfg.ste_scale,
+    );
+    let plan = cfg.stage_plan();
+    let total = plan.total_epochs();
+    let scheduler = match cfg.target_sparsity {
+        Some(s) => Some(PressureScheduler {
+            trajectory: Trajectory::with_aggressivity(s, cfg.pruning_epochs, cfg.aggressivity)
+                .map_err(hf_core::config::ConfigError::from)?,
+            controller: Controller::new(cfg.controller_step),
+        }),
+        None => None,
+    };
+    let target_density = cfg.target_sparsity.map(|s| 100.0 - s);
+    let mut state = RunState {
+        kind: "prune".into(),
+        epoch: 0,
+        total_epochs: total,
+        lambda: if scheduler.is_some() {
+            0.0
+        } else {
+            cfg.pressure.unwrap_or(0.0)
+        },
+        scheduler,
+        hold: None,
+        weights_step: 0,
+        masks_step: 0,
+        records: vec![],
+    };
+    if let Some(ck) = resume {
+        state = resume_state(ck, "prune")?;
+        ck.restore_net(net.as_ref(), true)?;
+        ck.restore_optim(&opt)?;
+        opt.weights.step = state.weights_step;
+        opt.masks.step = state.masks_step;
+    } else if let Some(from) = &cfg.from {
+        let dense = Checkpoint::load(from)?;
+        let arch = dense.meta_str("arch")?;
+        if arch != net.arch() {
+            return Err(EngineError::Model(format!(
+                "{} holds a {arch} but --model is {}: pass the matching --model",
+                from.display(),
+                net.arch()
+            )));
+        }
+        // Weights and biases from the dense net; masks stay freshly initialised.
+        dense.restore_net(net.as_ref(), false)?;
+    }
+    let out = cfg.common.out_dir.clone();
+    let config_text = hf_core::config::to_toml(&cfg);
+    write_config(&out, &config_text)?;
+    let lp = Loop {
+        common: &cfg.common,
+        data: &data,
+        device: dev,
+        batch: batch_config(&cfg.common, data.kind),
+    };
+    let mut log = RecordLog::new(&out, "records", state.records.clone());
+    let ck_path = out.join("checkpoint.safetensors");
+    for epoch in state.epoch + 1..=total {
+        let t0 = Instant::now();
+        let stage = plan.stage(epoch);
+        let lambda = state.lambda;
+        let s = StepSettings {
+            weight_lr: plan.weight_lr(epoch),
+            mask_lr: plan.mask_lr(epoch),
+            pressure: lambda,
+            train_masks: true,
+        };
+        let es = lp.epoch(net.as_mut(), &mut opt, epoch, total, &s, obs)?;
+        let dens = DensityReport::of(net.masked());
+        let density = dens.density();
+        let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
+        // Expected density and next pressure.
+        let expected = match (&mut state.scheduler, stage) {
+            (Some(sch), Stage::Pruning) => {
+                let e = sch.trajectory.expected(epoch);
+                state.lambda = sch.after_epoch(epoch, density);
+                if epoch == cfg.pruning_epochs {
+                    state.hold = Some(sch.controller);
+                }
+                Some(e)
+            }
+            (Some(sch), _) => {
+                let target = sch.trajectory.target_density;
+                match cfg.regrowth_pressure {
+                    RegrowthPressure::Hold => {
+                        let c = state.hold.get_or_insert(sch.controller);
+                        c.update(density, target);
+                        state.lambda = c.pressure();
+                    }
+                    RegrowthPressure::Zero => state.lambda = 0.0,
+                }
+                Some(target)
+            }
+            (None, Stage::Pruning) => None,
+            (None, _) => {
+                state.lambda = 0.0;
+                None
+            }
+        };
+        if state.scheduler.is_none() && epoch == cfg.pruning_epochs {
+            state.lambda = 0.0;
+        }
+        let mean_m = step::mask_mean(net.as_ref());
+        let rec = EpochRecord {
+            epoch,
+            stage: stage.name().into(),
+            lambda,
+            expected_density: expected,
+            density,
+            layer_density: dens.per_layer(),
+            data_loss: es.loss,
+            pressure_loss: lambda * mean_m,
+            train_accuracy: es.train_accuracy,
+            test_accuracy: acc,
+            weight_lr: s.weight_lr,
+            mask_lr: s.mask_lr,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        obs.epoch_end(&rec);
+        log.push(rec).map_err(|e| {
+            EngineError::Io(format!("cannot write records in {}: {e}", out.display()))
+        })?;
+        state.epoch = epoch;
+        state.weights_step = opt.weights.step;
+        state.masks_step = opt.masks.step;
+        state.records = log.records.clone();
+        save_checkpoint(
+            &ck_path,
+            net.as_ref(),
+            &opt,
+            data.kind,
+            &state,
+            &config_text,
+        )?;
+    }
+    finish(
+        net.as_ref(),
+        &data,
+        dev,
+        &cfg.common,
+        log,
+        ck_path,
+        target_density,
+        started,
+    )
+}

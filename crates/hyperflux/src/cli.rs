@@ -1,0 +1,213 @@
+//! Command-line arguments. Every flag overrides the same setting of an optional `--config`
+//! TOML file; the resolved config is written next to the run's outputs.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Prune neural networks with Hyperflux and measure the Neural Pruning Law.
+#[derive(Parser, Debug)]
+#[command(name = "hyperflux", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Dense training of a model on a dataset; writes a checkpoint.
+    Train(TrainArgs),
+    /// Hyperflux pruning to a target sparsity (scheduler) or under a fixed pressure.
+    Prune(PruneArgs),
+    /// Print the planned density trajectory E(t) and r0 of a target sparsity.
+    Schedule(ScheduleArgs),
+    /// Test accuracy and per-layer density of a checkpoint.
+    Eval(EvalArgs),
+    /// Training steps per second of the Hyperflux step (LeNet-300-100, batch 128).
+    Bench(BenchArgs),
+    /// List the models with their number of prunable weights.
+    Models(ModelsArgs),
+}
+
+/// Settings every training run shares.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// TOML config file; flags given on the command line override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model name (see `hyperflux models`).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory with the dataset files (default: data/mnist, /usr/share/datasets/fashion-mnist, …).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of initialisation, masks and data order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Mini-batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Device: cpu, cuda or auto.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// libtorch CPU threads (0: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use only the first N training examples (quick experiments).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test examples.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Output directory (records, plots, checkpoints, config.toml).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Weight optimizer: adam or sgd.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Weight learning rate (lr0).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// SGD momentum.
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// L2 weight decay of the weight optimizer.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Training augmentation (random crop with zero padding, flip on CIFAR).
+    #[arg(long)]
+    pub augment: Option<bool>,
+    /// Continue the run saved in this checkpoint (its stored config is used).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// No progress bars (one line per epoch instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `hyperflux train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Epochs of dense training.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+/// `hyperflux prune`.
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Dense checkpoint to start from (default: from scratch).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Target sparsity in percent of weights pruned, in (0, 100), e.g. 98.
+    #[arg(long, conflicts_with = "pressure")]
+    pub target_sparsity: Option<f64>,
+    /// Fixed pressure λ instead of the scheduler.
+    #[arg(long)]
+    pub pressure: Option<f64>,
+    /// Pruning epochs P.
+    #[arg(long)]
+    pub pruning_epochs: Option<usize>,
+    /// Regrowth / fine-tune epochs after P.
+    #[arg(long)]
+    pub regrowth_epochs: Option<usize>,
+    /// Mask learning rate (Adam).
+    #[arg(long)]
+    pub mask_lr: Option<f64>,
+    /// Regrowth mask-LR decay per epoch.
+    #[arg(long)]
+    pub mask_lr_decay: Option<f64>,
+    /// Controller step Δ (0.3 LeNet, 0.2 CIFAR).
+    #[arg(long)]
+    pub controller_step: Option<f64>,
+    /// Straight-through scale s.
+    #[arg(long)]
+    pub ste_scale: Option<f64>,
+    /// Pressure during regrowth: hold (stay on target) or zero (the authors' λ = 0).
+    #[arg(long)]
+    pub regrowth_pressure: Option<String>,
+    /// Weight LR at the start of regrowth.
+    #[arg(long)]
+    pub regrowth_lr: Option<f64>,
+    /// Weight LR at the end of regrowth.
+    #[arg(long)]
+    pub regrowth_lr_end: Option<f64>,
+}
+
+/// `hyperflux schedule`.
+#[derive(Args, Debug, Clone)]
+pub struct ScheduleArgs {
+    /// Target sparsity in percent pruned, in (0, 100).
+    #[arg(long)]
+    pub target_sparsity: f64,
+    /// Pruning epochs P.
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Aggressivity of the logistic (6 in the paper).
+    #[arg(long, default_value_t = 6.0)]
+    pub aggressivity: f64,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hyperflux eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Checkpoint to evaluate.
+    pub checkpoint: PathBuf,
+    /// Dataset directory (default: the checkpoint's dataset at its standard place).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Device: cpu, cuda or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hyperflux bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Densities (percent) at which to measure; masks are set randomly to each.
+    #[arg(long, value_delimiter = ',', default_value = "100,10,2")]
+    pub densities: Vec<f64>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Timed steps per run.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed warm-up steps before the runs.
+    #[arg(long, default_value_t = 1000)]
+    pub warmup: usize,
+    /// libtorch CPU threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Device: cpu, cuda or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// `hyperflux models`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelsArgs {
+    /// Number of classes.
+    #[arg(long, default_value_t = 10)]
+    pub classes: i64,
+}

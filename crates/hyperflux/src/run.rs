@@ -1,0 +1,271 @@
+//! Command dispatch: resolve configs (defaults ← TOML file ← flags), run, report.
+
+use crate::cli::*;
+use crate::progress::Progress;
+use crate::report;
+use anyhow::{bail, Context, Result};
+use hf_core::config::{
+    self, CommonConfig, OptimConfig, PruneConfig, RegrowthPressure, TrainConfig,
+};
+use hf_core::pressure::Trajectory;
+use hf_engine::checkpoint::Checkpoint;
+use hf_engine::masked::DensityReport;
+use hf_engine::trainer::{self, Outcome};
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Train(a) => train(&a),
+        Cmd::Prune(a) => prune(&a),
+        Cmd::Schedule(a) => schedule(&a),
+        Cmd::Eval(a) => eval(&a),
+        Cmd::Bench(a) => crate::bench::run(&a),
+        Cmd::Models(a) => models(&a),
+    }
+}
+
+fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) {
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src.clone() {
+                $dst = v;
+            }
+        };
+    }
+    set!(c.model, a.model);
+    set!(c.dataset, a.dataset);
+    if a.data_dir.is_some() {
+        c.data_dir = a.data_dir.clone();
+    }
+    set!(c.seed, a.seed);
+    set!(c.batch_size, a.batch_size);
+    set!(c.device, a.device);
+    set!(c.threads, a.threads);
+    set!(c.train_limit, a.train_limit);
+    set!(c.test_limit, a.test_limit);
+    set!(c.out_dir, a.out);
+    set!(c.label_smoothing, a.label_smoothing);
+    set!(c.augment, a.augment);
+    set!(o.kind, a.optimizer);
+    set!(o.lr, a.lr);
+    set!(o.momentum, a.momentum);
+    set!(o.weight_decay, a.weight_decay);
+}
+
+/// The dense-training config of `hyperflux train`.
+pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut cfg: TrainConfig = match &a.common.config {
+        Some(p) => config::read_toml(p)?,
+        None => TrainConfig::default(),
+    };
+    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common);
+    if let Some(e) = a.epochs {
+        cfg.epochs = e;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The pruning config of `hyperflux prune`.
+pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
+    let mut cfg: PruneConfig = match &a.common.config {
+        Some(p) => config::read_toml(p)?,
+        None => PruneConfig::default(),
+    };
+    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common);
+    if a.from.is_some() {
+        cfg.from = a.from.clone();
+    }
+    if let Some(p) = a.pressure {
+        cfg.pressure = Some(p);
+        cfg.target_sparsity = None;
+    }
+    if let Some(s) = a.target_sparsity {
+        cfg.target_sparsity = Some(s);
+        cfg.pressure = None;
+    }
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src {
+                $dst = v;
+            }
+        };
+    }
+    set!(cfg.pruning_epochs, a.pruning_epochs);
+    set!(cfg.regrowth_epochs, a.regrowth_epochs);
+    set!(cfg.mask_lr, a.mask_lr);
+    set!(cfg.mask_lr_decay, a.mask_lr_decay);
+    set!(cfg.controller_step, a.controller_step);
+    set!(cfg.ste_scale, a.ste_scale);
+    set!(cfg.regrowth_lr_start, a.regrowth_lr);
+    set!(cfg.regrowth_lr_end, a.regrowth_lr_end);
+    if let Some(r) = &a.regrowth_pressure {
+        cfg.regrowth_pressure = match r.as_str() {
+            "hold" => RegrowthPressure::Hold,
+            "zero" => RegrowthPressure::Zero,
+            other => bail!("--regrowth-pressure {other}: use hold or zero"),
+        };
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
+    a.resume
+        .as_ref()
+        .map(|p| Checkpoint::load(p).map_err(anyhow::Error::from))
+        .transpose()
+}
+
+fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
+    let plots = report::plot_run(dir, &o.records, what).context("drawing the run's plots")?;
+    println!(
+        "{what}: test accuracy {:.2}%, density {:.3}% ({:.1}s)",
+        o.test_accuracy, o.density, o.seconds
+    );
+    if let Some(t) = o.target_density {
+        let rel = (o.density - t) / t;
+        println!(
+            "target density {t:.3}%: final density is {:+.1}% relative to it ({})",
+            100.0 * rel,
+            if rel.abs() <= 0.05 {
+                "within ±5%"
+            } else {
+                "OUTSIDE ±5%"
+            }
+        );
+    }
+    println!("checkpoint: {}", o.checkpoint.display());
+    println!("records:    {}", o.records_csv.display());
+    for p in plots {
+        println!("plot:       {}", p.display());
+    }
+    Ok(())
+}
+
+fn train(a: &TrainArgs) -> Result<()> {
+    let resume = load_resume(&a.common)?;
+    let cfg = if resume.is_some() {
+        TrainConfig::default()
+    } else {
+        train_config(a)?
+    };
+    let mut obs = Progress::new(a.common.quiet);
+    let o = trainer::train_dense(&cfg, resume.as_ref(), &mut obs)?;
+    let dir = o
+        .checkpoint
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    summarise("dense training", &o, &dir)
+}
+
+fn prune(a: &PruneArgs) -> Result<()> {
+    let resume = load_resume(&a.common)?;
+    let cfg = if resume.is_some() {
+        PruneConfig::default()
+    } else {
+        prune_config(a)?
+    };
+    let mut obs = Progress::new(a.common.quiet);
+    let o = trainer::prune(&cfg, resume.as_ref(), &mut obs)?;
+    let dir = o
+        .checkpoint
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    summarise("hyperflux pruning", &o, &dir)
+}
+
+fn schedule(a: &ScheduleArgs) -> Result<()> {
+    let t = Trajectory::with_aggressivity(a.target_sparsity, a.epochs, a.aggressivity)?;
+    let pts = t.points();
+    if a.json {
+        let v = serde_json::json!({
+            "target_sparsity": a.target_sparsity,
+            "target_density": t.target_density,
+            "epochs": t.epochs,
+            "aggressivity": t.aggressivity,
+            "r0": t.r0,
+            "expected_density": pts,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "target sparsity {}% (density {:.4}%), P = {}, aggressivity {}: r0 = {:.9}",
+        a.target_sparsity, t.target_density, t.epochs, t.aggressivity, t.r0
+    );
+    println!("{:>6} {:>10} {:>12}", "epoch", "r(e)", "E(t) %");
+    for (e, d) in pts.iter().enumerate() {
+        let r = if e == 0 { f64::NAN } else { t.factor(e) };
+        println!("{e:>6} {r:>10.6} {d:>12.4}");
+    }
+    Ok(())
+}
+
+fn eval(a: &EvalArgs) -> Result<()> {
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    let dev = hf_engine::device::resolve(&a.device)?;
+    hf_engine::device::set_threads(0);
+    let net = trainer::load_network(&ck, dev)?;
+    let dataset = ck.meta_str("dataset")?.to_string();
+    let common = CommonConfig {
+        dataset,
+        data_dir: a.data_dir.clone(),
+        ..CommonConfig::default()
+    };
+    let data = trainer::load_data(&common)?;
+    let (acc, loss) = trainer::test_accuracy(net.as_ref(), &data.test, dev, 0.1);
+    let d = DensityReport::of(net.masked());
+    if a.json {
+        let layers: Vec<_> = d
+            .layers
+            .iter()
+            .map(|(n, p, t)| serde_json::json!({"layer": n, "present": p, "total": t, "density": 100.0 * *p as f64 / *t as f64}))
+            .collect();
+        let v = serde_json::json!({
+            "checkpoint": a.checkpoint, "arch": net.arch(), "dataset": common.dataset,
+            "test_accuracy": acc, "test_loss": loss, "density": d.density(),
+            "present": d.present(), "total": d.total(), "layers": layers,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "{} on {}: test accuracy {acc:.2}% (loss {loss:.4})",
+        net.arch(),
+        common.dataset
+    );
+    println!(
+        "{:<10} {:>10} {:>10} {:>9}",
+        "layer", "present", "total", "density"
+    );
+    for (n, p, t) in &d.layers {
+        println!(
+            "{n:<10} {p:>10} {t:>10} {:>8.3}%",
+            100.0 * *p as f64 / *t as f64
+        );
+    }
+    println!(
+        "{:<10} {:>10} {:>10} {:>8.3}%",
+        "total",
+        d.present(),
+        d.total(),
+        d.density()
+    );
+    Ok(())
+}
+
+fn models(a: &ModelsArgs) -> Result<()> {
+    println!("{:<12} {:<14} {:>12}", "model", "input", "prunable");
+    for (name, shape) in hf_engine::network::MODELS {
+        let net = hf_engine::network::build(name, *shape, a.classes, (0.2, 0.5), tch::Device::Cpu)?;
+        println!(
+            "{name:<12} {:<14} {:>12}",
+            format!("{:?}", shape),
+            net.prunable()
+        );
+    }
+    Ok(())
+}
