@@ -25,6 +25,7 @@ where
         w.flush()?;
     }
     tmp.as_file().sync_all()?;
+    set_readable(tmp.path())?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -57,7 +58,19 @@ where
         .tempfile_in(dir)?;
     let tmp_path = tmp.into_temp_path();
     fill(&tmp_path)?;
+    set_readable(&tmp_path)?;
     tmp_path.persist(path).map_err(|e| E::from(e.error))?;
+    Ok(())
+}
+
+/// Temporary files are created private (0600); outputs get the usual 0644.
+fn set_readable(p: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o644))?;
+    }
+    let _ = p;
     Ok(())
 }
 
@@ -89,6 +102,12 @@ mod tests {
         atomic_write_bytes(&target, b"one").unwrap();
         atomic_write_bytes(&target, b"two").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&target).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
     }
 
     #[test]

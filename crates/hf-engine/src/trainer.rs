@@ -135,21 +135,51 @@ pub fn test_accuracy(
     network::evaluate(net, it, smoothing)
 }
 
-/// Settings shared by the epoch loop of dense and pruning runs.
-struct Loop<'a> {
-    common: &'a CommonConfig,
-    data: &'a RunData,
-    device: Device,
-    batch: BatchConfig,
+/// Runs training epochs over a run's data: batches (prefetched on a background thread) →
+/// Hyperflux step, with NaN checks. Dense training, pruning and the law measurements share it.
+pub struct EpochRunner<'a> {
+    /// Model, data and seed settings.
+    pub common: &'a CommonConfig,
+    /// The data.
+    pub data: &'a RunData,
+    /// Device of the network.
+    pub device: Device,
+    /// Batching and augmentation.
+    pub batch: BatchConfig,
 }
 
-struct EpochStats {
-    loss: f64,
-    train_accuracy: f64,
+/// Means over one training epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochStats {
+    /// Mean data loss.
+    pub loss: f64,
+    /// Running training accuracy (percent).
+    pub train_accuracy: f64,
+    /// Steps taken.
+    pub steps: usize,
 }
 
-impl Loop<'_> {
-    fn epoch(
+impl<'a> EpochRunner<'a> {
+    /// A runner with the batching `common` asks for.
+    pub fn new(common: &'a CommonConfig, data: &'a RunData, device: Device) -> Self {
+        Self {
+            common,
+            data,
+            device,
+            batch: batch_config(common, data.kind),
+        }
+    }
+
+    /// Steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.batch.batches_per_epoch(self.data.train.len())
+    }
+
+    /// One epoch of Hyperflux steps with settings `s`. `flux`, when given, accumulates
+    /// `−w·∂L/∂ŵ` per masked tensor over the epoch; `hook` is called after every step with the
+    /// 1-based step index (e.g. to record density every N batches).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
         &self,
         net: &mut dyn Network,
         opt: &mut HyperfluxOptim,
@@ -157,9 +187,11 @@ impl Loop<'_> {
         total: usize,
         s: &StepSettings,
         obs: &mut dyn Observer,
+        flux: Option<&[Tensor]>,
+        mut hook: Option<&mut dyn FnMut(usize, &dyn Network)>,
     ) -> Result<EpochStats, EngineError> {
         let shape = input_shape(&self.data.train);
-        let steps = self.batch.batches_per_epoch(self.data.train.len());
+        let steps = self.steps_per_epoch();
         obs.epoch_start(epoch, total, steps);
         let it = hf_data::prefetch(
             hf_data::batches_owned(
@@ -170,15 +202,19 @@ impl Loop<'_> {
             ),
             4,
         );
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        let (mut loss_sum, mut correct, mut seen, mut taken) = (0.0, 0i64, 0usize, 0usize);
         for (i, b) in it.enumerate() {
             let (x, y) = to_tensors(&b, shape, self.device);
-            let st = opt.step(net, &x, &y, self.common.label_smoothing, s, None);
+            let st = opt.step(net, &x, &y, self.common.label_smoothing, s, flux);
             step::check_finite(st.loss, epoch, i + 1)?;
             loss_sum += st.loss * b.n as f64;
             correct += st.correct;
             seen += b.n;
+            taken += 1;
             obs.step(st.loss);
+            if let Some(h) = hook.as_mut() {
+                h(i + 1, &*net);
+            }
         }
         for mw in net.masked() {
             if mw.w.isnan().any().int64_value(&[]) != 0 || mw.m.isnan().any().int64_value(&[]) != 0
@@ -186,13 +222,14 @@ impl Loop<'_> {
                 return Err(EngineError::Diverged {
                     what: format!("NaN in layer {}", mw.name),
                     epoch,
-                    step: seen,
+                    step: taken,
                 });
             }
         }
         Ok(EpochStats {
             loss: loss_sum / seen.max(1) as f64,
             train_accuracy: 100.0 * correct as f64 / seen.max(1) as f64,
+            steps: taken,
         })
     }
 }
@@ -219,7 +256,8 @@ pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>,
     Ok(net)
 }
 
-fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> {
+/// Sets threads, resolves the device, loads the data and seeds libtorch.
+pub fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> {
     device::set_threads(common.threads);
     let dev = device::resolve(&common.device)?;
     let data = load_data(common)?;
@@ -227,7 +265,8 @@ fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> {
     Ok((dev, data))
 }
 
-fn check_fits(net: &dyn Network, data: &RunData) -> Result<(), EngineError> {
+/// Fails with a clear message when a model does not fit the data's shape or classes.
+pub fn check_fits(net: &dyn Network, data: &RunData) -> Result<(), EngineError> {
     let shape = input_shape(&data.train);
     if net.input_shape() != shape || net.classes() != data.train.classes as i64 {
         return Err(EngineError::Model(format!(
@@ -353,7 +392,16 @@ pub fn train_dense(
             pressure: 0.0,
             train_masks: false,
         };
-        let es = lp.epoch(net.as_mut(), &mut opt, epoch, cfg.epochs, &s, obs)?;
+        let es = lp.run(
+            net.as_mut(),
+            &mut opt,
+            epoch,
+            cfg.epochs,
+            &s,
+            obs,
+            None,
+            None,
+        )?;
         let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
         let dens = DensityReport::of(net.masked());
         let rec = EpochRecord {
@@ -540,7 +588,7 @@ pub fn prune(
             pressure: lambda,
             train_masks: true,
         };
-        let es = lp.epoch(net.as_mut(), &mut opt, epoch, total, &s, obs)?;
+        let es = lp.run(net.as_mut(), &mut opt, epoch, total, &s, obs, None, None)?;
         let dens = DensityReport::of(net.masked());
         let density = dens.density();
         let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
