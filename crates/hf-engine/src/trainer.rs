@@ -370,12 +370,7 @@ pub fn train_dense(
     let out = cfg.common.out_dir.clone();
     let config_text = hf_core::config::to_toml(&cfg);
     write_config(&out, &config_text)?;
-    let lp = Loop {
-        common: &cfg.common,
-        data: &data,
-        device: dev,
-        batch: batch_config(&cfg.common, data.kind),
-    };
+    let lp = EpochRunner::new(&cfg.common, &data, dev);
     let mut log = RecordLog::new(&out, "records", state.records.clone());
     let ck_path = out.join("checkpoint.safetensors");
     for epoch in state.epoch + 1..=cfg.epochs {
@@ -570,12 +565,7 @@ pub fn prune(
     let out = cfg.common.out_dir.clone();
     let config_text = hf_core::config::to_toml(&cfg);
     write_config(&out, &config_text)?;
-    let lp = Loop {
-        common: &cfg.common,
-        data: &data,
-        device: dev,
-        batch: batch_config(&cfg.common, data.kind),
-    };
+    let lp = EpochRunner::new(&cfg.common, &data, dev);
     let mut log = RecordLog::new(&out, "records", state.records.clone());
     let ck_path = out.join("checkpoint.safetensors");
     for epoch in state.epoch + 1..=total {
