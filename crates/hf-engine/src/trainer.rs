@@ -28,6 +28,11 @@ pub trait Observer {
     fn step(&mut self, _loss: f64) {}
     /// An epoch finished.
     fn epoch_end(&mut self, _rec: &EpochRecord) {}
+    /// Asked after each epoch's checkpoint is saved: `true` ends the run there (it can be
+    /// continued with `--resume`).
+    fn stop_after(&mut self, _epoch: usize) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -74,6 +79,8 @@ pub struct Outcome {
     pub target_density: Option<f64>,
     /// Seconds of the whole run.
     pub seconds: f64,
+    /// Planned epochs of the run (more than `records.len()` when it was stopped early).
+    pub total_epochs: usize,
 }
 
 /// Training and test sets of a run.
@@ -430,6 +437,9 @@ pub fn train_dense(
             &state,
             &config_text,
         )?;
+        if obs.stop_after(epoch) {
+            break;
+        }
     }
     finish(
         net.as_ref(),
@@ -440,6 +450,7 @@ pub fn train_dense(
         ck_path,
         None,
         started,
+        cfg.epochs,
     )
 }
 
@@ -474,6 +485,7 @@ fn finish(
     ck_path: PathBuf,
     target_density: Option<f64>,
     started: Instant,
+    total_epochs: usize,
 ) -> Result<Outcome, EngineError> {
     let (acc, _) = test_accuracy(net, &data.test, dev, common.label_smoothing);
     let density = DensityReport::of(net.masked()).density();
@@ -485,6 +497,7 @@ fn finish(
         checkpoint: ck_path,
         target_density,
         seconds: started.elapsed().as_secs_f64(),
+        total_epochs,
     })
 }
 
@@ -645,6 +658,9 @@ pub fn prune(
             &state,
             &config_text,
         )?;
+        if obs.stop_after(epoch) {
+            break;
+        }
     }
     finish(
         net.as_ref(),
@@ -655,5 +671,6 @@ pub fn prune(
         ck_path,
         target_density,
         started,
+        total,
     )
 }

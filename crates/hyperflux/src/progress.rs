@@ -10,15 +10,17 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     quiet: bool,
     total: usize,
+    stop_after: Option<usize>,
 }
 
 impl Progress {
-    /// A progress display; `quiet` turns the bars off.
-    pub fn new(quiet: bool) -> Self {
+    /// A progress display; `quiet` turns the bars off; `stop_after` ends the run after that epoch.
+    pub fn new(quiet: bool, stop_after: Option<usize>) -> Self {
         Self {
             bar: None,
             quiet,
             total: 0,
+            stop_after,
         }
     }
 }
@@ -48,6 +50,10 @@ impl Observer for Progress {
                 b.set_message(format!("{loss:.4}"));
             }
         }
+    }
+
+    fn stop_after(&mut self, epoch: usize) -> bool {
+        self.stop_after.is_some_and(|s| epoch >= s && epoch < self.total)
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
