@@ -1,0 +1,174 @@
+//! Timing helpers: median wall-clock time, and sparse-vs-dense inference measurements.
+
+use crate::spec::Format;
+use crate::Model;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Calls `f` `warmup` times untimed, then `runs` times (at least once) timing each call, and
+/// returns the median (mean of the two middle samples for an even count). The median resists
+/// the outliers a shared machine produces.
+pub fn median_time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Duration {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let n = times.len();
+    if n % 2 == 1 {
+        times[n / 2]
+    } else {
+        (times[n / 2 - 1] + times[n / 2]) / 2
+    }
+}
+
+/// A model prepared for timing on both paths, with a fixed random input (uniform in [0, 1),
+/// like normalised pixels).
+#[derive(Clone, Debug)]
+pub struct InferBench {
+    /// The network on the sparse path.
+    pub sparse: Model,
+    /// The same network on the dense path.
+    pub dense: Model,
+    input: Vec<f32>,
+    max_batch: usize,
+}
+
+/// One measurement: the same batch through both paths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchRow {
+    /// Examples per forward call.
+    pub batch: usize,
+    /// Median time of one sparse forward call (the latency at batch 1).
+    pub sparse_time: Duration,
+    /// Median time of one dense forward call.
+    pub dense_time: Duration,
+    /// Examples per second on the sparse path.
+    pub sparse_throughput: f64,
+    /// Examples per second on the dense path.
+    pub dense_throughput: f64,
+    /// `dense_time / sparse_time`.
+    pub speedup: f64,
+    /// Multiply-adds per example on the sparse path.
+    pub sparse_macs: u64,
+    /// Multiply-adds per example on the dense path.
+    pub dense_macs: u64,
+}
+
+/// Aim for timed samples of at least this long, repeating fast calls inside one sample so the
+/// clock's resolution and overhead do not matter.
+const SAMPLE_TARGET: Duration = Duration::from_micros(300);
+
+impl InferBench {
+    /// Prepares `model` on both paths with a random input of up to `max_batch` examples.
+    pub fn new(model: &Model, max_batch: usize, seed: u64) -> InferBench {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = model.input_len() * max_batch;
+        let input = (0..n).map(|_| rng.gen_range(0.0f32..1.0)).collect();
+        InferBench {
+            sparse: model.to_sparse(),
+            dense: model.to_dense(),
+            input,
+            max_batch,
+        }
+    }
+
+    /// The model on the given path.
+    pub fn model(&self, path: Format) -> &Model {
+        match path {
+            Format::Sparse => &self.sparse,
+            Format::Dense => &self.dense,
+        }
+    }
+
+    /// The first `batch` examples of the input (`batch` is capped at the prepared maximum).
+    pub fn input(&self, batch: usize) -> &[f32] {
+        let b = batch.min(self.max_batch);
+        &self.input[..b * self.sparse.input_len()]
+    }
+
+    /// One forward call on the given path (what the benchmarks time).
+    pub fn run(&self, path: Format, batch: usize) {
+        let b = batch.min(self.max_batch);
+        let _ = black_box(self.model(path).forward(black_box(self.input(b)), b));
+    }
+
+    /// Median time of one forward call over `runs` samples (fast calls are repeated inside a
+    /// sample and the time divided).
+    pub fn measure(&self, path: Format, batch: usize, runs: usize) -> Duration {
+        let probe = median_time(|| self.run(path, batch), 2, 3);
+        let reps = if probe.is_zero() {
+            1000
+        } else {
+            (SAMPLE_TARGET.as_nanos() / probe.as_nanos().max(1)).clamp(1, 100_000) as u32
+        };
+        median_time(
+            || {
+                for _ in 0..reps {
+                    self.run(path, batch);
+                }
+            },
+            1,
+            runs,
+        ) / reps
+    }
+
+    /// Measures `batch` on both paths.
+    pub fn row(&self, batch: usize, runs: usize) -> BenchRow {
+        let b = batch.clamp(1, self.max_batch.max(1));
+        let sparse_time = self.measure(Format::Sparse, b, runs);
+        let dense_time = self.measure(Format::Dense, b, runs);
+        let per_s = |t: Duration| {
+            if t.is_zero() {
+                f64::INFINITY
+            } else {
+                b as f64 / t.as_secs_f64()
+            }
+        };
+        let flops = self.sparse.flops();
+        BenchRow {
+            batch: b,
+            sparse_time,
+            dense_time,
+            sparse_throughput: per_s(sparse_time),
+            dense_throughput: per_s(dense_time),
+            speedup: dense_time.as_secs_f64() / sparse_time.as_secs_f64().max(1e-12),
+            sparse_macs: flops.iter().map(|f| f.sparse_macs).sum(),
+            dense_macs: flops.iter().map(|f| f.dense_macs).sum(),
+        }
+    }
+}
+
+/// Latency and throughput of `model` on the sparse and dense paths for each batch size, each
+/// the median of `runs` samples.
+pub fn bench_model(model: &Model, batches: &[usize], runs: usize) -> Vec<BenchRow> {
+    let max = batches.iter().copied().max().unwrap_or(1).max(1);
+    let b = InferBench::new(model, max, 0x5eed);
+    batches.iter().map(|&n| b.row(n, runs)).collect()
+}
+
+/// A plain-text table of bench rows (one line per batch).
+pub fn format_rows(rows: &[BenchRow]) -> String {
+    let mut s =
+        String::from("batch   sparse/call    dense/call  speedup   sparse ex/s    dense ex/s\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{:>5} {:>11.2}µs {:>11.2}µs {:>7.1}x {:>13.0} {:>13.0}\n",
+            r.batch,
+            r.sparse_time.as_secs_f64() * 1e6,
+            r.dense_time.as_secs_f64() * 1e6,
+            r.speedup,
+            r.sparse_throughput,
+            r.dense_throughput
+        ));
+    }
+    s
+}

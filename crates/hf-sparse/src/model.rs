@@ -1,0 +1,373 @@
+//! The runtime's loaded network and its forward pass.
+
+use crate::kernels::{self, Csr, Exec, Isa, Sell8};
+use crate::spec::{ratio, ExportMeta, ExportModel, Format, LayerSpec};
+use crate::validate;
+use crate::SparseError;
+use std::cell::RefCell;
+
+/// Exact multiply-add counts of one layer for one example (multiply by the batch size for a
+/// batch). Bias additions and activations are not counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerFlops {
+    /// Layer name.
+    pub name: String,
+    /// Multiply-adds of the dense kernel: `out_features * in_features`.
+    pub dense_macs: u64,
+    /// Multiply-adds of the sparse kernel: the number of stored nonzeros.
+    pub sparse_macs: u64,
+    /// Stored (kept) weights.
+    pub nnz: usize,
+    /// All prunable weights, `out_features * in_features`.
+    pub total: usize,
+}
+
+impl LayerFlops {
+    /// `nnz / total` (1 for an empty layer).
+    pub fn density(&self) -> f64 {
+        ratio(self.nnz, self.total)
+    }
+}
+
+/// One runtime layer: the sparse structure is always present (it defines which weights exist);
+/// the dense matrix is present when the model runs on the dense path, the SELL-8 form (for the
+/// batch-1 kernel) when it runs on the sparse path.
+#[derive(Clone, Debug)]
+pub(crate) struct RtLayer {
+    pub spec: LayerSpec,
+    pub bias: Option<Vec<f32>>,
+    pub csr: Csr,
+    pub dense: Option<Vec<f32>>,
+    pub sell: Option<Sell8>,
+}
+
+/// A loaded network, ready to run.
+///
+/// A model runs either on the sparse path (CSR kernels; what a sparse file loads as) or on the
+/// dense path (dense kernels; what a dense file loads as). [`Model::to_dense`] and
+/// [`Model::to_sparse`] give the same network on the other path, so the two can be compared on
+/// identical weights.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub(crate) meta: ExportMeta,
+    pub(crate) layers: Vec<RtLayer>,
+    pub(crate) path: Format,
+    pub(crate) exec: Exec,
+}
+
+impl Model {
+    /// Builds a sparse-path model straight from in-memory tensors, with the same validation as
+    /// [`write_export`](crate::write_export) (useful to check an export, or to run a network
+    /// without writing a file).
+    pub fn from_export(model: &ExportModel) -> Result<Model, SparseError> {
+        let (per, total) = validate::export_model(model, "<memory>")?;
+        let mut meta = model.meta.clone();
+        meta.density_per_layer = per;
+        meta.total_density = total;
+        let layers = model
+            .layers
+            .iter()
+            .map(|(spec, t)| RtLayer {
+                spec: spec.clone(),
+                bias: t.bias.clone(),
+                csr: Csr::from_dense_where(
+                    spec.out_features(),
+                    spec.in_features(),
+                    &t.weight,
+                    |i| t.mask[i] >= 0.0,
+                ),
+                dense: None,
+                sell: None,
+            })
+            .collect();
+        Ok(Model {
+            meta,
+            layers,
+            path: Format::Dense,
+            exec: Exec::auto(),
+        }
+        .to_sparse())
+    }
+
+    /// The metadata the model was exported with.
+    pub fn meta(&self) -> &ExportMeta {
+        &self.meta
+    }
+
+    /// Which kernels [`forward`](Self::forward) uses.
+    pub fn path(&self) -> Format {
+        self.path
+    }
+
+    /// The layer specs in execution order.
+    pub fn layer_specs(&self) -> Vec<LayerSpec> {
+        self.layers.iter().map(|l| l.spec.clone()).collect()
+    }
+
+    /// Values per input example (`prod(input_shape)`, the first layer's `in_features`).
+    pub fn input_len(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.spec.in_features())
+    }
+
+    /// Logits per example (the last layer's `out_features`).
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.spec.out_features())
+    }
+
+    /// Computes the logits, `batch x classes` row-major, of the inputs `x`
+    /// (`batch x prod(input_shape)` row-major).
+    ///
+    /// Batch 1 runs matrix-vector kernels on the calling thread; larger batches run the batched
+    /// kernels, multi-threaded for large layers.
+    pub fn forward(&self, x: &[f32], batch: usize) -> Result<Vec<f32>, SparseError> {
+        let n_in = self.input_len();
+        let expected = batch.checked_mul(n_in).ok_or_else(|| {
+            SparseError::Input(format!("batch {batch} x {n_in} inputs overflows"))
+        })?;
+        if x.len() != expected {
+            return Err(SparseError::Input(format!(
+                "got {} input values, expected batch {batch} x {n_in} = {expected}",
+                x.len()
+            )));
+        }
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(if batch == 1 {
+            self.forward_vec(x)
+        } else if self.path == Format::Sparse {
+            self.forward_sparse_batch(x, batch)
+        } else {
+            self.forward_dense_batch(x, batch)
+        })
+    }
+
+    /// The predicted class (index of the largest logit; the first one on ties) per example.
+    pub fn predict(&self, x: &[f32], batch: usize) -> Result<Vec<usize>, SparseError> {
+        let logits = self.forward(x, batch)?;
+        let k = self.classes().max(1);
+        Ok(logits.chunks(k).map(argmax).collect())
+    }
+
+    /// Batch 1: one scratch region per layer output (each followed by a 0 for the SELL
+    /// kernel's padding lanes), logits copied out.
+    fn forward_vec(&self, x: &[f32]) -> Vec<f32> {
+        let total: usize =
+            self.input_len() + 1 + self.layers.iter().map(|l| l.csr.rows + 1).sum::<usize>();
+        with_scratch(total, |buf| {
+            let (mut cur, mut rest) = buf.split_at_mut(x.len() + 1);
+            cur[..x.len()].copy_from_slice(x);
+            cur[x.len()] = 0.0;
+            for l in &self.layers {
+                let (out, tail) = rest.split_at_mut(l.csr.rows + 1);
+                out[l.csr.rows] = 0.0;
+                let y = &mut out[..l.csr.rows];
+                let bias = l.bias.as_deref();
+                let act = l.spec.activation();
+                let input = &cur[..l.csr.cols];
+                match (&l.dense, &l.sell, self.path) {
+                    (Some(w), _, Format::Dense) => {
+                        kernels::matvec(self.exec, w, l.csr.rows, l.csr.cols, input, bias, act, y)
+                    }
+                    (_, Some(sell), Format::Sparse) if self.exec.isa != Isa::Generic => {
+                        kernels::sell8_mv(self.exec, sell, cur, act, y)
+                    }
+                    _ => kernels::spmv(self.exec, &l.csr, input, bias, act, y),
+                }
+                cur = out;
+                rest = tail;
+            }
+            cur[..self.classes()].to_vec()
+        })
+    }
+
+    /// Batched sparse: feature-major activations ping-pong between two scratch regions.
+    fn forward_sparse_batch(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let width = self.max_width() * batch;
+        let mut logits = vec![0.0f32; self.classes() * batch];
+        with_scratch(2 * width, |buf| {
+            let (mut a, mut b) = buf.split_at_mut(width);
+            kernels::transpose(self.exec.isa, x, batch, self.input_len(), &mut a[..x.len()]);
+            for l in &self.layers {
+                kernels::spmm_t(
+                    self.exec,
+                    &l.csr,
+                    &a[..l.csr.cols * batch],
+                    batch,
+                    l.bias.as_deref(),
+                    l.spec.activation(),
+                    &mut b[..l.csr.rows * batch],
+                );
+                std::mem::swap(&mut a, &mut b);
+            }
+            kernels::transpose(
+                self.exec.isa,
+                &a[..logits.len()],
+                self.classes(),
+                batch,
+                &mut logits,
+            );
+        });
+        logits
+    }
+
+    /// Batched dense: row-major activations ping-pong between two scratch regions.
+    fn forward_dense_batch(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let width = self.max_width() * batch;
+        with_scratch(2 * width, |buf| {
+            let (mut a, mut b) = buf.split_at_mut(width);
+            a[..x.len()].copy_from_slice(x);
+            for l in &self.layers {
+                let owned;
+                let w: &[f32] = match &l.dense {
+                    Some(w) => w,
+                    None => {
+                        owned = l.csr.to_dense();
+                        &owned
+                    }
+                };
+                kernels::matmul(
+                    self.exec,
+                    w,
+                    l.csr.rows,
+                    l.csr.cols,
+                    &a[..l.csr.cols * batch],
+                    batch,
+                    l.bias.as_deref(),
+                    l.spec.activation(),
+                    &mut b[..l.csr.rows * batch],
+                );
+                std::mem::swap(&mut a, &mut b);
+            }
+            a[..self.classes() * batch].to_vec()
+        })
+    }
+
+    /// Widest activation (input or any layer output).
+    fn max_width(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.csr.rows)
+            .chain(std::iter::once(self.input_len()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The same network on the runtime's dense path (dense row-major weights, dense kernels):
+    /// the honest baseline that pruning is compared against.
+    pub fn to_dense(&self) -> Model {
+        let mut m = self.clone();
+        for l in &mut m.layers {
+            if l.dense.is_none() {
+                l.dense = Some(l.csr.to_dense());
+            }
+            l.sell = None;
+        }
+        m.path = Format::Dense;
+        m
+    }
+
+    /// The same network on the sparse path (CSR kernels).
+    pub fn to_sparse(&self) -> Model {
+        let mut m = self.clone();
+        for l in &mut m.layers {
+            l.dense = None;
+            if l.sell.is_none() {
+                l.sell = Some(Sell8::from_csr(&l.csr, l.bias.as_deref()));
+            }
+        }
+        m.path = Format::Sparse;
+        m
+    }
+
+    /// Exact multiply-add counts per layer for one example.
+    pub fn flops(&self) -> Vec<LayerFlops> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let total = l.csr.rows * l.csr.cols;
+                LayerFlops {
+                    name: l.spec.name().to_string(),
+                    dense_macs: total as u64,
+                    sparse_macs: l.csr.nnz() as u64,
+                    nnz: l.csr.nnz(),
+                    total,
+                }
+            })
+            .collect()
+    }
+
+    /// `(name, weight out x in row-major with zeros where pruned, bias)` per layer, e.g. to
+    /// build the same network in another framework.
+    pub fn dense_weights(&self) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
+        self.layers
+            .iter()
+            .map(|l| {
+                let w = l.dense.clone().unwrap_or_else(|| l.csr.to_dense());
+                (l.spec.name().to_string(), w, l.bias.clone())
+            })
+            .collect()
+    }
+
+    /// Sets the multi-threading threshold: a layer call with fewer multiply-adds than
+    /// `min_macs` runs on the calling thread (default [`PAR_MIN_WORK`](crate::PAR_MIN_WORK);
+    /// `usize::MAX` never spawns, 0 always splits). Both paths follow the same threshold, so
+    /// comparisons stay fair.
+    pub fn with_par_min_work(mut self, min_macs: usize) -> Model {
+        self.exec.par_min_work = min_macs;
+        self
+    }
+
+    /// Runs the model with explicit kernel settings (tests: force an ISA or threading).
+    #[cfg(test)]
+    pub(crate) fn with_exec(mut self, exec: Exec) -> Model {
+        self.exec = exec;
+        self
+    }
+
+    /// The runtime layers (tests).
+    #[cfg(test)]
+    pub(crate) fn rt_layers(&self) -> &[RtLayer] {
+        &self.layers
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Scratch buffers larger than this (in f32s) are not kept between calls.
+const SCRATCH_KEEP: usize = 1 << 22;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a per-thread scratch buffer of at least `n` floats (contents unspecified), so
+/// a forward pass allocates nothing but its result. The buffer is taken out of the
+/// thread-local slot for the call, so a re-entrant call (a rayon worker running another
+/// `forward` while it waits) simply gets a fresh one.
+fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut v = SCRATCH
+        .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
+        .unwrap_or_default();
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    let r = f(&mut v[..n]);
+    if v.len() <= SCRATCH_KEEP {
+        let _ = SCRATCH.try_with(|c| {
+            let mut slot = c.borrow_mut();
+            if slot.len() < v.len() {
+                *slot = v;
+            }
+        });
+    }
+    r
+}
