@@ -23,6 +23,8 @@
 //! # let _ = (bytes, logits); Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod bench;

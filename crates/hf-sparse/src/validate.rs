@@ -41,6 +41,13 @@ pub(crate) fn specs(specs: &[&LayerSpec], meta: &ExportMeta) -> Result<(), Strin
         if !names.insert(name) {
             return Err(format!("layer name '{name}' is used twice"));
         }
+        if s.in_features() == 0 || s.out_features() == 0 {
+            return Err(format!(
+                "layer {name} has shape {} x {} (zero-width layers are not allowed)",
+                s.out_features(),
+                s.in_features()
+            ));
+        }
         match s.weight_count() {
             Some(n) if n <= MAX_LAYER_WEIGHTS => {}
             _ => {

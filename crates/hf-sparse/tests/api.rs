@@ -240,3 +240,19 @@ fn bench_model_reports_both_paths() {
     assert_eq!(b.input(4).len(), 4 * 784);
     assert_eq!(b.model(Format::Dense).path(), Format::Dense);
 }
+
+#[test]
+fn models_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Model>();
+    assert_send_sync::<hf_sparse::ExportModel>();
+    assert_send_sync::<SparseError>();
+    let m = Model::from_export(&synthetic::lenet300(98.0, 1)).unwrap();
+    let x = input(784, 1);
+    let want = m.forward(&x, 1).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(m.forward(&x, 1).unwrap(), want));
+        }
+    });
+}

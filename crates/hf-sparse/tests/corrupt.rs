@@ -469,6 +469,21 @@ fn layer_chain_mismatch() {
         |r| r.set_meta("layers", "[]"),
         &["the network has no layers"],
     );
+    // a zero-width layer would let a tiny file ask for a huge row_ptr
+    refuse(
+        &f.dense,
+        &f.out,
+        |r| {
+            r.set_meta("input_shape", "[0]");
+            let layers = r.meta.as_ref().unwrap()["layers"].replacen(
+                "\"in_features\":784",
+                "\"in_features\":0",
+                1,
+            );
+            r.set_meta("layers", &layers);
+        },
+        &["layer fc1 has shape 300 x 0 (zero-width layers are not allowed)"],
+    );
     refuse(
         &f.sparse,
         &f.out,
