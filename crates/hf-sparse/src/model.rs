@@ -254,7 +254,8 @@ impl Model {
     }
 
     /// The same network on the runtime's dense path (dense row-major weights, dense kernels):
-    /// the honest baseline that pruning is compared against.
+    /// the honest baseline that pruning is compared against. Materialises every weight matrix
+    /// (`4 · out · in` bytes per layer).
     pub fn to_dense(&self) -> Model {
         let mut m = self.clone();
         for l in &mut m.layers {

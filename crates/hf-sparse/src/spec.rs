@@ -209,6 +209,20 @@ impl Format {
     }
 }
 
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// Parses `dense` / `sparse` (as a CLI flag would say it) or a full `format` tag.
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "dense" => Ok(Format::Dense),
+            "sparse" => Ok(Format::Sparse),
+            other => Format::from_tag(other)
+                .ok_or_else(|| format!("unknown format '{other}' (expected 'dense' or 'sparse')")),
+        }
+    }
+}
+
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -256,3 +256,15 @@ fn models_can_be_shared_across_threads() {
         }
     });
 }
+
+#[test]
+fn format_parses_from_flags_and_tags() {
+    assert_eq!("dense".parse::<Format>(), Ok(Format::Dense));
+    assert_eq!("hyperflux-sparse-v1".parse::<Format>(), Ok(Format::Sparse));
+    assert!("csr"
+        .parse::<Format>()
+        .unwrap_err()
+        .contains("unknown format 'csr'"));
+    assert_eq!(Format::Sparse.to_string(), "sparse");
+    assert_eq!(Format::Dense.tag(), "hyperflux-dense-v1");
+}
