@@ -1,0 +1,788 @@
+//! The Neural Pruning Law commands (spec §4):
+//! - `hyperflux law`: one measurement (L0 ladder, IMP, Taylor or the one-shot control) from a dense
+//!   checkpoint, written as a law CSV plus its fits and plot;
+//! - `hyperflux fit`: the power law on region 2 and the variable-exponent law on all points of
+//!   any law CSVs (ours or the authors'), as a table or JSON, with one log–log plot;
+//! - `hyperflux converge`: fixed-pressure Hyperflux for several λ, density over time, and the
+//!   fit of final density against λ.
+//!
+//! Settings resolve as defaults ← `--config` TOML ← flags, and are written next to the outputs.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hf_core::config::{self, CommonConfig, OptimConfig};
+use hf_core::fsutil::{atomic_write, atomic_write_bytes};
+use hf_core::records::{EpochRecord, RecordLog};
+use hf_engine::checkpoint::Checkpoint;
+use hf_engine::law::{self, ConvergeConfig, ConvergeTrace, Family, LawConfig, LawSample};
+use hf_engine::trainer::Observer;
+use hf_law::{FitOptions, FitReport, LawPoint, PowerFit};
+use hf_plot::{Chart, Series, Style};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Settings shared by `law` and `converge`: model, data, seed, optimizer, output.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// TOML settings file (the `settings.toml` a previous run wrote is one); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Dense checkpoint to start from (`hyperflux train` writes one). Its masks are ignored: the
+    /// measurement starts dense. Required by `law`; `converge` starts from scratch without it.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Model name (default: the checkpoint's architecture, else lenet300).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 (default: the checkpoint's, else mnist).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory with the dataset files (default: the dataset's standard place).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of mask initialisation and data order (runs are reproducible with it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Mini-batch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Device: cpu, cuda or auto.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// libtorch CPU threads (0: all cores; 1 avoids oversubscription on a shared machine).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use only the first N training examples.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test examples.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Output directory (CSV, fits, plots, settings, per-epoch records).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Weight optimizer: adam or sgd.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Weight learning rate (law: constant; converge: start of a cosine).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// L2 weight decay of the weight optimizer.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Label smoothing of the cross-entropy.
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Mask learning rate (Adam) of Hyperflux (L0 ladder, converge).
+    #[arg(long)]
+    pub mask_lr: Option<f64>,
+    /// Straight-through scale s of Hyperflux (L0 ladder, converge).
+    #[arg(long)]
+    pub ste_scale: Option<f64>,
+    /// No progress bars (one line per epoch and per point instead).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `hyperflux law`.
+#[derive(Args, Debug, Clone)]
+pub struct LawArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Pruning family: l0 (Hyperflux pressure ladder), magnitude (iterative global magnitude
+    /// pruning), taylor (iterative first-order Taylor pruning) or oneshot (magnitude control:
+    /// prune the dense net directly to each density, no fine-tuning).
+    #[arg(long, value_parser = parse_family)]
+    pub family: Option<Family>,
+    /// l0: exponent k of the first pressure λ = 2^k.
+    #[arg(long, allow_hyphen_values = true)]
+    pub start_exponent: Option<i32>,
+    /// l0: epochs per pressure block (K); λ doubles after each block.
+    #[arg(long)]
+    pub block_epochs: Option<usize>,
+    /// l0: number of pressure blocks (points).
+    #[arg(long)]
+    pub blocks: Option<usize>,
+    /// l0: quantile of the survivors' flux recorded next to the minimum (QuantileFlux column).
+    #[arg(long)]
+    pub flux_quantile: Option<f64>,
+    /// magnitude/taylor/oneshot: fraction of the remaining weights removed per step.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// magnitude/taylor/oneshot: number of pruning steps (points).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// magnitude/taylor: fine-tuning epochs after each step (masks frozen).
+    #[arg(long)]
+    pub finetune_epochs: Option<usize>,
+    /// magnitude/taylor/oneshot: stop once the density (percent) is at or below this.
+    #[arg(long)]
+    pub min_density: Option<f64>,
+    /// taylor: training batches the score |w·∂L/∂w| is computed over.
+    #[arg(long)]
+    pub taylor_batches: Option<usize>,
+    /// taylor: abs-of-mean (|w·ḡ|, ḡ the mean gradient over the batches) or mean-of-abs
+    /// (per-batch |w·g| averaged).
+    #[arg(long, value_parser = parse_taylor)]
+    pub taylor_score: Option<law::TaylorScore>,
+    /// Region 2 of the automatic fit, LO:HI in density percent (LO < s <= HI).
+    #[arg(long, default_value = "0.5:50", value_parser = parse_region)]
+    pub region2: (f64, f64),
+}
+
+/// `hyperflux fit`.
+#[derive(Args, Debug, Clone)]
+pub struct FitArgs {
+    /// Law CSV files (columns Saliency and Remaining; Epoch(s), Accuracy and numeric extras are
+    /// kept), or directories standing for their *.csv files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Region 2 of the power-law fit, LO:HI in density percent (LO < s <= HI).
+    #[arg(long, default_value = "0.5:50", value_parser = parse_region)]
+    pub region2: (f64, f64),
+    /// Print the fits as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Plot path without extension; STEM.png and STEM.svg are written (default: law_fit, in
+    /// --out when given, else in the current directory).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Draw no plot.
+    #[arg(long, conflicts_with = "plot")]
+    pub no_plot: bool,
+    /// Also write fit.txt and fit.json into this directory (the plot goes there too).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Drop rows whose Saliency or Remaining is <= 0 (listed as notes) instead of failing.
+    #[arg(long)]
+    pub skip_nonpositive: bool,
+}
+
+/// `hyperflux converge`.
+#[derive(Args, Debug, Clone)]
+pub struct ConvergeArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Pressures λ, comma-separated; one fixed-pressure run each.
+    #[arg(long, value_delimiter = ',')]
+    pub pressures: Option<Vec<f64>>,
+    /// Epochs per run (the authors ran 300).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// The weight LR follows a cosine from --lr to --lr / this.
+    #[arg(long)]
+    pub lr_divisor: Option<f64>,
+    /// Record the density every N batches (and at each epoch's end).
+    #[arg(long)]
+    pub record_every: Option<usize>,
+}
+
+fn parse_family(s: &str) -> Result<Family, String> {
+    s.parse()
+}
+
+fn parse_taylor(s: &str) -> Result<law::TaylorScore, String> {
+    s.parse()
+}
+
+fn parse_region(s: &str) -> Result<(f64, f64), String> {
+    hf_law::parse_region(s).map_err(|e| e.to_string())
+}
+
+/// Progress of a measurement: an indicatif bar per epoch on a terminal, one line per epoch and
+/// per point on stderr, and the epoch records rewritten to `records.csv`/`.jsonl` as they come.
+struct LawProgress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    total: usize,
+    log: RecordLog,
+    log_error: Option<String>,
+}
+
+impl LawProgress {
+    fn new(quiet: bool, out: &Path) -> Self {
+        Self {
+            bar: None,
+            quiet,
+            total: 0,
+            log: RecordLog::new(out, "records", Vec::new()),
+            log_error: None,
+        }
+    }
+}
+
+impl Observer for LawProgress {
+    fn epoch_start(&mut self, epoch: usize, total: usize, steps: usize) {
+        self.total = total;
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} loss {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{epoch}/{total}"));
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, loss: f64) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            if b.position() % 20 == 0 {
+                b.set_message(format!("{loss:.4}"));
+            }
+        }
+    }
+
+    fn epoch_end(&mut self, r: &EpochRecord) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        eprintln!(
+            "epoch {:>3}/{} {:<8} λ={:<10.4e} density {:>8.4}% loss {:.4} train {:.2}% test {:.2}% {:.1}s",
+            r.epoch,
+            self.total,
+            r.stage,
+            r.lambda,
+            r.density,
+            r.data_loss,
+            r.train_accuracy,
+            r.test_accuracy,
+            r.seconds
+        );
+        if let Err(e) = self.log.push(r.clone()) {
+            self.log_error.get_or_insert_with(|| {
+                format!("cannot write {}: {e}", self.log.paths().0.display())
+            });
+        }
+    }
+}
+
+/// Common settings and optimizer from the flags.
+fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) {
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src.clone() {
+                $dst = v;
+            }
+        };
+    }
+    set!(c.model, a.model);
+    set!(c.dataset, a.dataset);
+    if a.data_dir.is_some() {
+        c.data_dir = a.data_dir.clone();
+    }
+    set!(c.seed, a.seed);
+    set!(c.batch_size, a.batch_size);
+    set!(c.device, a.device);
+    set!(c.threads, a.threads);
+    set!(c.train_limit, a.train_limit);
+    set!(c.test_limit, a.test_limit);
+    set!(c.out_dir, a.out);
+    set!(c.label_smoothing, a.label_smoothing);
+    set!(o.kind, a.optimizer);
+    set!(o.lr, a.lr);
+    set!(o.weight_decay, a.weight_decay);
+}
+
+/// Takes model and dataset from the checkpoint's metadata unless given as flags.
+fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunArgs) -> Result<()> {
+    let Some(from) = from else {
+        return Ok(());
+    };
+    let ck = Checkpoint::load(from)?;
+    if a.model.is_none() {
+        c.model = ck.meta_str("arch")?.to_string();
+    }
+    if a.dataset.is_none() {
+        c.dataset = ck.meta_str("dataset")?.to_string();
+    }
+    Ok(())
+}
+
+/// The resolved settings of `hyperflux law`.
+pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
+    let mut cfg: LawConfig = match &a.run.config {
+        Some(p) => config::read_toml(p)?,
+        None => LawConfig::default(),
+    };
+    if a.run.from.is_some() {
+        cfg.from = a.run.from.clone();
+    }
+    defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
+    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run);
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src {
+                $dst = v;
+            }
+        };
+    }
+    if a.family.is_some() {
+        cfg.family = a.family;
+    }
+    set!(cfg.mask_lr, a.run.mask_lr);
+    set!(cfg.ste_scale, a.run.ste_scale);
+    set!(cfg.start_exponent, a.start_exponent);
+    set!(cfg.block_epochs, a.block_epochs);
+    set!(cfg.blocks, a.blocks);
+    set!(cfg.flux_quantile, a.flux_quantile);
+    set!(cfg.rate, a.rate);
+    set!(cfg.steps, a.steps);
+    set!(cfg.finetune_epochs, a.finetune_epochs);
+    set!(cfg.min_density, a.min_density);
+    set!(cfg.taylor_batches, a.taylor_batches);
+    set!(cfg.taylor_score, a.taylor_score);
+    if cfg.from.is_none() {
+        bail!(
+            "--from CHECKPOINT is required: a law measurement starts from a dense checkpoint \
+             (make one with `hyperflux train --epochs 10 --out DIR`)"
+        );
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The resolved settings of `hyperflux converge`.
+pub fn converge_config(a: &ConvergeArgs) -> Result<ConvergeConfig> {
+    let mut cfg: ConvergeConfig = match &a.run.config {
+        Some(p) => config::read_toml(p)?,
+        None => ConvergeConfig::default(),
+    };
+    if a.run.from.is_some() {
+        cfg.from = a.run.from.clone();
+    }
+    defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
+    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run);
+    macro_rules! set {
+        ($dst:expr, $src:expr) => {
+            if let Some(v) = $src {
+                $dst = v;
+            }
+        };
+    }
+    set!(cfg.pressures, a.pressures.clone());
+    set!(cfg.epochs, a.epochs);
+    set!(cfg.lr_divisor, a.lr_divisor);
+    set!(cfg.record_every, a.record_every);
+    set!(cfg.mask_lr, a.run.mask_lr);
+    set!(cfg.ste_scale, a.run.ste_scale);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    atomic_write_bytes(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
+    write_text(path, &(serde_json::to_string_pretty(v)? + "\n"))
+}
+
+/// Writes the resolved settings as `settings.toml` and `settings.json`.
+fn write_settings<T: serde::Serialize>(out: &Path, cfg: &T) -> Result<()> {
+    write_text(&out.join("settings.toml"), &config::to_toml(cfg))?;
+    write_json(&out.join("settings.json"), &serde_json::to_value(cfg)?)
+}
+
+fn to_point(s: &LawSample) -> LawPoint {
+    LawPoint {
+        epoch: s.epoch,
+        saliency: s.saliency,
+        remaining: s.remaining,
+        accuracy: Some(s.accuracy),
+        extras: s.extras.clone(),
+    }
+}
+
+fn extra(p: &LawPoint, name: &str) -> Option<f64> {
+    p.extras.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+}
+
+/// The L0 points re-expressed with a measured flux statistic of the survivors (extras column
+/// `column`) as saliency, on the rows where it is positive; the pressure is kept as a column.
+fn flux_points(points: &[LawPoint], column: &str) -> Vec<LawPoint> {
+    points
+        .iter()
+        .filter_map(|p| {
+            let q = extra(p, column)?;
+            (q > 0.0).then(|| {
+                let mut extras = vec![("Pressure".to_string(), p.saliency)];
+                extras.extend(p.extras.iter().filter(|(k, _)| k != "Pressure").cloned());
+                LawPoint {
+                    epoch: p.epoch,
+                    saliency: q,
+                    remaining: p.remaining,
+                    accuracy: p.accuracy,
+                    extras,
+                }
+            })
+        })
+        .collect()
+}
+
+/// `hyperflux law`.
+pub fn law(a: &LawArgs) -> Result<()> {
+    let cfg = law_config(a)?;
+    let family = cfg.validate()?;
+    let out = cfg.common.out_dir.clone();
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    write_settings(&out, &cfg)?;
+    let csv = out.join(format!("{}.csv", family.name()));
+    eprintln!(
+        "measuring the {} law from {} into {} (Saliency = {})",
+        family.name(),
+        cfg.from.as_deref().unwrap_or(Path::new("?")).display(),
+        csv.display(),
+        family.saliency_meaning()
+    );
+    let mut obs = LawProgress::new(a.run.quiet, &out);
+    let mut points: Vec<LawPoint> = Vec::new();
+    let mut write_error: Option<anyhow::Error> = None;
+    let outcome = {
+        let mut on_point = |s: &LawSample| {
+            points.push(to_point(s));
+            eprintln!(
+                "point {:>3}: saliency {:<12.6e} density {:>9.4}% accuracy {:.2}%",
+                points.len(),
+                s.saliency,
+                s.remaining,
+                s.accuracy
+            );
+            if write_error.is_none() {
+                if let Err(e) = hf_law::write_law_csv(&csv, &points) {
+                    write_error = Some(e.into());
+                }
+            }
+        };
+        law::measure(&cfg, &mut obs, &mut on_point)?
+    };
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some(e) = obs.log_error {
+        bail!(e);
+    }
+    hf_law::write_law_csv(&csv, &points)?;
+    let mut files = vec![csv.clone()];
+    let mut notes = Vec::new();
+    if let Some(why) = &outcome.stopped_early {
+        notes.push(format!("stopped early: {why}"));
+    }
+    if family == Family::L0 {
+        // The law with measured flux instead of λ: the survivors' low flux quantile (the
+        // hypothesis' minimum saliency, made robust) and their low RMS-flux quantile.
+        for (name, column) in [
+            ("l0_flux.csv", "QuantileFlux"),
+            ("l0_rms_flux.csv", "QuantileRmsFlux"),
+        ] {
+            let fp = flux_points(&points, column);
+            if fp.len() >= hf_law::MIN_POINTS {
+                let f = out.join(name);
+                hf_law::write_law_csv(&f, &fp)?;
+                files.push(f);
+            } else {
+                notes.push(format!(
+                    "{name} not written: only {} of {} blocks have a positive {column}",
+                    fp.len(),
+                    points.len()
+                ));
+            }
+        }
+    }
+    let n_points = points.len();
+    let fit = if n_points >= hf_law::MIN_POINTS {
+        let report = hf_law::run_fit(&FitOptions {
+            files,
+            region2: a.region2,
+            plot_stem: Some(out.join(format!("{}_law", family.name()))),
+            skip_nonpositive: true,
+        })?;
+        write_text(&out.join("fit.txt"), &report.to_table())?;
+        write_json(&out.join("fit.json"), &report.to_json())?;
+        Some(report)
+    } else {
+        notes.push(format!(
+            "no fit: only {n_points} points (at least {} are needed)",
+            hf_law::MIN_POINTS
+        ));
+        None
+    };
+    let summary = json!({
+        "family": family.name(),
+        "saliency": family.saliency_meaning(),
+        "from": cfg.from,
+        "model": cfg.common.model,
+        "dataset": cfg.common.dataset,
+        "seed": cfg.common.seed,
+        "prunable": outcome.prunable,
+        "dense_accuracy": outcome.dense_accuracy,
+        "points": n_points,
+        "epochs": outcome.epochs,
+        "seconds": outcome.seconds,
+        "stopped_early": outcome.stopped_early,
+        "fit": fit.as_ref().map(FitReport::to_json),
+        "notes": notes,
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    println!(
+        "{} law: {n_points} points from a dense net at {:.2}% test accuracy (N = {}), {:.1}s",
+        family.name(),
+        outcome.dense_accuracy,
+        outcome.prunable,
+        outcome.seconds
+    );
+    if let Some(r) = &fit {
+        print!("{}", r.to_table());
+    }
+    for n in &notes {
+        println!("note: {n}");
+    }
+    println!("csv:      {}", csv.display());
+    if outcome.epochs > 0 {
+        println!("records:  {}", out.join("records.csv").display());
+    }
+    println!("summary:  {}", out.join("summary.json").display());
+    Ok(())
+}
+
+/// `hyperflux fit`.
+pub fn fit(a: &FitArgs) -> Result<()> {
+    let plot_stem = if a.no_plot {
+        None
+    } else {
+        Some(match (&a.plot, &a.out) {
+            (Some(p), _) => p.clone(),
+            (None, Some(dir)) => dir.join("law_fit"),
+            (None, None) => PathBuf::from("law_fit"),
+        })
+    };
+    let report = hf_law::run_fit(&FitOptions {
+        files: a.files.clone(),
+        region2: a.region2,
+        plot_stem,
+        skip_nonpositive: a.skip_nonpositive,
+    })?;
+    if let Some(dir) = &a.out {
+        write_text(&dir.join("fit.txt"), &report.to_table())?;
+        write_json(&dir.join("fit.json"), &report.to_json())?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+/// Writes the density samples of every run: `pressure,epoch,step,density`.
+fn write_traces(path: &Path, traces: &[ConvergeTrace]) -> Result<()> {
+    atomic_write(path, |w: &mut dyn Write| {
+        writeln!(w, "pressure,epoch,step,density")?;
+        for t in traces {
+            for s in &t.samples {
+                writeln!(
+                    w,
+                    "{:?},{:?},{},{:?}",
+                    t.pressure, s.epoch, s.step, s.density
+                )?;
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn finals_points(traces: &[ConvergeTrace], epochs: usize) -> Vec<LawPoint> {
+    traces
+        .iter()
+        .map(|t| LawPoint {
+            epoch: Some(epochs as f64),
+            saliency: t.pressure,
+            remaining: t.final_density,
+            accuracy: Some(t.final_accuracy),
+            extras: vec![("Seconds".to_string(), t.seconds)],
+        })
+        .collect()
+}
+
+/// Density-vs-epoch panel and final-density-vs-λ panel.
+fn converge_charts(traces: &[ConvergeTrace], fit: Option<&PowerFit>) -> Vec<Chart> {
+    let series = traces
+        .iter()
+        .map(|t| {
+            Series::new(
+                format!(
+                    "λ = {}: final {}%",
+                    hf_plot::format_sig(t.pressure, 4),
+                    hf_plot::format_sig(t.final_density, 3)
+                ),
+                t.samples.iter().map(|s| (s.epoch, s.density)).collect(),
+                Style::Line,
+            )
+        })
+        .collect();
+    let density = Chart {
+        title: "Fixed-pressure Hyperflux: density over training".into(),
+        x_label: "epoch".into(),
+        y_label: "density (% of prunable weights)".into(),
+        log_y: true,
+        series,
+        ..Chart::default()
+    };
+    let mut finals = vec![Series::new(
+        "final density",
+        traces
+            .iter()
+            .map(|t| (t.pressure, t.final_density))
+            .collect(),
+        Style::Points,
+    )];
+    if let Some(f) = fit {
+        let (lo, hi) = traces.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), t| {
+            (lo.min(t.pressure), hi.max(t.pressure))
+        });
+        let pts: Vec<(f64, f64)> = (0..=40)
+            .map(|i| {
+                let g = lo * (hi / lo).powf(i as f64 / 40.0);
+                (g, f.eval(g))
+            })
+            .collect();
+        finals.push(Series::new(
+            format!(
+                "fit: s = {}·λ^-{}, R²={:.3}",
+                hf_plot::format_sig(f.c, 3),
+                hf_plot::format_sig(f.alpha, 3),
+                f.r2
+            ),
+            pts,
+            Style::Dashed,
+        ));
+    }
+    let finals = Chart {
+        title: "Final density against pressure".into(),
+        x_label: "pressure λ".into(),
+        y_label: "final density (%)".into(),
+        log_x: true,
+        log_y: true,
+        series: finals,
+        ..Chart::default()
+    };
+    vec![density, finals]
+}
+
+/// `hyperflux converge`.
+pub fn converge(a: &ConvergeArgs) -> Result<()> {
+    let cfg = converge_config(a)?;
+    let out = cfg.common.out_dir.clone();
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    write_settings(&out, &cfg)?;
+    let mut obs = LawProgress::new(a.run.quiet, &out);
+    let trace_csv = out.join("density_trace.csv");
+    let mut done: Vec<ConvergeTrace> = Vec::new();
+    let mut write_error: Option<anyhow::Error> = None;
+    let traces = {
+        let mut on_trace = |t: &ConvergeTrace| {
+            eprintln!(
+                "λ = {}: final density {:.4}%, test accuracy {:.2}% ({:.1}s)",
+                t.pressure, t.final_density, t.final_accuracy, t.seconds
+            );
+            done.push(t.clone());
+            if write_error.is_none() {
+                if let Err(e) = write_traces(&trace_csv, &done) {
+                    write_error = Some(e);
+                }
+            }
+        };
+        law::converge(&cfg, &mut obs, &mut on_trace)?
+    };
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some(e) = obs.log_error {
+        bail!(e);
+    }
+    write_traces(&trace_csv, &traces)?;
+    let finals = finals_points(&traces, cfg.epochs);
+    let finals_csv = out.join("finals.csv");
+    hf_law::write_law_csv(&finals_csv, &finals)?;
+    let xy: Vec<(f64, f64)> = traces
+        .iter()
+        .map(|t| (t.pressure, t.final_density))
+        .collect();
+    let (fit, fit_note) = match hf_law::fit_loglog(&xy) {
+        Ok(f) => (Some(f), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let plots = hf_plot::draw_panels(
+        &converge_charts(&traces, fit.as_ref()),
+        &out.join("converge"),
+    )?;
+    let runs: Vec<serde_json::Value> = traces
+        .iter()
+        .map(|t| {
+            json!({
+                "pressure": t.pressure,
+                "final_density": t.final_density,
+                "final_accuracy": t.final_accuracy,
+                "seconds": t.seconds,
+            })
+        })
+        .collect();
+    write_json(
+        &out.join("summary.json"),
+        &json!({
+            "model": cfg.common.model,
+            "dataset": cfg.common.dataset,
+            "from": cfg.from,
+            "epochs": cfg.epochs,
+            "seed": cfg.common.seed,
+            "runs": runs,
+            "fit_final_density_vs_pressure": fit,
+            "fit_note": fit_note,
+        }),
+    )?;
+    println!(
+        "fixed-pressure runs, {} epochs each ({} on {}):",
+        cfg.epochs, cfg.common.model, cfg.common.dataset
+    );
+    println!(
+        "{:>10} {:>14} {:>14} {:>10}",
+        "λ", "final density", "test accuracy", "seconds"
+    );
+    for t in &traces {
+        println!(
+            "{:>10} {:>13.4}% {:>13.2}% {:>10.1}",
+            hf_plot::format_sig(t.pressure, 4),
+            t.final_density,
+            t.final_accuracy,
+            t.seconds
+        );
+    }
+    match (&fit, &fit_note) {
+        (Some(f), _) => println!(
+            "final density vs λ: s = {} · λ^-{} (R² = {:.4}, n = {})",
+            hf_plot::format_sig(f.c, 4),
+            hf_plot::format_sig(f.alpha, 4),
+            f.r2,
+            f.n
+        ),
+        (None, Some(n)) => println!("note: no fit of final density vs λ: {n}"),
+        _ => {}
+    }
+    println!("trace:    {}", trace_csv.display());
+    println!("finals:   {}", finals_csv.display());
+    for p in plots {
+        println!("plot:     {}", p.display());
+    }
+    Ok(())
+}
