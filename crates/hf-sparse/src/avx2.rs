@@ -267,8 +267,9 @@ pub(crate) unsafe fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut 
 /// `y[perm[slot]]` (`y` is the whole output).
 ///
 /// `x` is gathered with scalar loads assembled into a vector: on the AMD EPYC this was tuned
-/// on, `vgatherdps` was clearly slower (2.35 µs vs 1.75 µs for LeNet-300-100 at 98%). Padding
-/// lanes index `x[cols]`, which the caller keeps at 0 (`x.len() == cols + 1`).
+/// on, hardware gathers were clearly slower (LeNet-300-100 at 98%, batch 1: 1.5 µs with this
+/// kernel, 2.3 µs with 256-bit or 512-bit `vgatherdps`). Padding lanes index `x[cols]`, which
+/// the caller keeps at 0 (`x.len() == cols + 1`).
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn sell8_mv(
     s: &Sell8,

@@ -1,29 +1,40 @@
-//! Compute kernels: CSR x vector, CSR x dense batch, dense matvec / matmul, with bias and
+//! Compute kernels: sparse x vector, sparse x dense batch, dense matvec / matmul, with bias and
 //! activation fused into the output write.
 //!
-//! Layouts:
-//! * batch 1 uses vectors;
-//! * the sparse batched kernel works on *feature-major* activations (`features x batch`, i.e.
-//!   `X^T`), computing `Y^T = act(W · X^T + b)`: every nonzero `W[r, c]` does a contiguous axpy
-//!   `Y^T[r, :] += W[r, c] · X^T[c, :]` over the batch, which vectorises and keeps a tile of the
-//!   output row in registers. The output is already the next layer's input layout, so a forward
-//!   pass transposes only the network's input and its logits;
-//! * the dense batched kernel works on ordinary row-major `batch x features` activations and
-//!   calls `matrixmultiply::sgemm` (packed, cache-blocked, AVX2/FMA micro-kernels).
+//! Layouts and choices (measured on a 2-core AMD EPYC, LeNet-300-100 at 98% sparsity):
+//! * **sparse, batch 1**: [`Sell8`] (rows sorted by length, grouped eight at a time, stored
+//!   column-by-column), so one SIMD FMA advances eight rows and no horizontal sums are needed;
+//!   `x` is gathered with scalar loads (faster than `vgatherdps` here). This beat plain CSR
+//!   (per-row loops mispredict on varying row lengths) by ~1.6x. The portable fallback is CSR.
+//! * **sparse, batched**: feature-major activations (`features x batch`, i.e. `X^T`), computing
+//!   `Y^T = act(W · X^T + b)`: every nonzero `W[r, c]` does a contiguous axpy
+//!   `Y^T[r, :] += W[r, c] · X^T[c, :]` over the batch, with a tile of up to 64 outputs of the
+//!   row held in registers. The output is already the next layer's input layout, so a forward
+//!   pass transposes only the network's input and its logits.
+//! * **dense, batch 1**: row-blocked dot products (four rows share each load of `x`).
+//! * **dense, batched**: row-major activations, `matrixmultiply::sgemm` (packed, cache-blocked,
+//!   AVX2/FMA micro-kernels).
 //!
-//! Each kernel exists twice: a portable version here and, on x86-64, a hand-vectorised
-//! AVX2+FMA version in `avx2`, chosen at run time.
-//! Work is split across rayon threads only above [`PAR_MIN_WORK`] multiply-adds per layer,
-//! because spawning costs several microseconds: more than a whole batch-1 LeNet pass.
+//! The hot kernels exist twice: a portable version here and, on x86-64, a hand-vectorised
+//! AVX2+FMA version in `avx2`, chosen at run time. Work is split across rayon threads only
+//! above [`PAR_MIN_WORK`] multiply-adds per layer call, because a fork/join costs several
+//! microseconds: more than a whole batch-1 LeNet pass.
 
 use crate::Activation;
 use rayon::prelude::*;
 
-/// Multiply-adds in one layer call below which the kernels stay on the calling thread.
+/// Multiply-adds in one layer call below which the kernels stay on the calling thread
+/// (2^21 ≈ 2.1 M; tune per model with [`Model::with_par_min_work`](crate::Model::with_par_min_work)).
 ///
-/// Measured on a 2-core machine: rayon's fork/join costs ~5–10 µs, so splitting only pays for
-/// layers taking a few tens of microseconds or more (see the crate's benchmarks).
-pub const PAR_MIN_WORK: usize = 1 << 19;
+/// A call from outside the rayon pool hands its pieces to pool workers and sleeps until they
+/// finish, which costs from a few microseconds (idle machine) to tens of microseconds when the
+/// workers must be woken or share their cores. On the shared 2-core machine this was tuned on,
+/// splitting LeNet-300-100 layers of 0.3–1.2 M multiply-adds (sparse, batch 64–256) was
+/// 1.3–3x *slower* than staying serial while other processes were busy; the dense batched
+/// layers (15 M multiply-adds at batch 64) gained when the machine was otherwise idle (≈0.31 ms
+/// vs ≈0.46 ms serial per batch) and lost when it was busy. Both paths use the same threshold,
+/// so sparse-vs-dense comparisons stay fair.
+pub const PAR_MIN_WORK: usize = 1 << 21;
 
 /// Instruction set a kernel is compiled for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
