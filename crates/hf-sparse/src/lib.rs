@@ -11,7 +11,7 @@
 //! * loads either file with full validation ([`load`]) into a [`Model`] that runs with sparse
 //!   kernels (CSR × vector at batch 1, CSR × batch otherwise, bias and ReLU fused), or with the
 //!   runtime's own dense kernels ([`Model::to_dense`]) as an honest baseline;
-//! * counts the work ([`Model::flops`]) and measures it ([`bench`]).
+//! * counts the work ([`Model::flops`]) and measures it ([`mod@bench`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), hf_sparse::SparseError> {
