@@ -275,6 +275,10 @@ pub struct PruneConfig {
     pub regrowth_pressure: RegrowthPressure,
     /// Relative tolerance of the final density (0.05 = ±5%); the run reports whether it landed.
     pub density_tolerance: f64,
+    /// Scheduled runs: in the last this-many regrowth epochs the masks are shifted once so that
+    /// exactly the target fraction of weights is present (rank by mask value), then frozen while
+    /// the weights fine-tune. 0 disables it.
+    pub final_freeze_epochs: usize,
 }
 
 impl Default for PruneConfig {
@@ -304,6 +308,7 @@ impl Default for PruneConfig {
             aggressivity: 6.0,
             regrowth_pressure: RegrowthPressure::Hold,
             density_tolerance: 0.05,
+            final_freeze_epochs: 2,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod fsutil;
+pub mod masked_csr;
 pub mod pressure;
 pub mod records;
 pub mod stages;

@@ -34,5 +34,8 @@ pub fn set_threads(threads: usize) {
         threads
     };
     tch::set_num_threads(n as i32);
-    tch::set_num_interop_threads(1);
+    // libtorch refuses a second interop setting once parallel work has run (a second run in
+    // the same process would panic): set it once.
+    static INTEROP: std::sync::Once = std::sync::Once::new();
+    INTEROP.call_once(|| tch::set_num_interop_threads(1));
 }

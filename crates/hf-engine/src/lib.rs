@@ -6,12 +6,16 @@
 //! optimizers ([`optim`]). [`checkpoint`] saves and restores all of it.
 
 pub mod checkpoint;
+pub mod conv;
 pub mod device;
 pub mod error;
+pub mod law;
 pub mod loss;
 pub mod masked;
 pub mod mlp;
+pub mod models;
 pub mod network;
+pub mod norm;
 pub mod optim;
 pub mod step;
 pub mod trainer;

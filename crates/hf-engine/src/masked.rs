@@ -56,6 +56,29 @@ impl MaskedWeight {
     }
 }
 
+/// Shifts every mask of the network by one common amount so that exactly
+/// `round(target_percent/100 · N)` weights are present: those with the largest masks (ties at
+/// the threshold stay present). Ordering is kept, so this is a uniform pressure impulse that
+/// lands the density on the target. Returns the number of present weights afterwards.
+pub fn snap_to_density(masked: &[MaskedWeight], target_percent: f64) -> usize {
+    let flat: Vec<Tensor> = masked.iter().map(|m| m.m.flatten(0, -1)).collect();
+    let all = Tensor::cat(&flat, 0);
+    let n = all.numel() as i64;
+    let keep = ((target_percent / 100.0) * n as f64)
+        .round()
+        .clamp(1.0, n as f64) as i64;
+    // The keep-th largest value is the (n - keep + 1)-th smallest.
+    let (tau, _) = all.kthvalue(n - keep + 1, 0, false);
+    let tau = tau.double_value(&[]);
+    tch::no_grad(|| {
+        for mw in masked {
+            let mut m = mw.m.shallow_clone();
+            let _ = m.g_sub_scalar_(tau);
+        }
+    });
+    masked.iter().map(|m| m.present()).sum()
+}
+
 /// Density accounting over a whole network.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DensityReport {

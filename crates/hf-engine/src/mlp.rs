@@ -4,7 +4,14 @@
 use crate::loss;
 use crate::masked::MaskedWeight;
 use crate::network::{Grads, Network, Param};
+use crate::optim;
+use hf_core::masked_csr::MaskedCsr;
+use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
+
+/// Layers sparser than this (fraction of weights present) use the CSR kernels for the forward
+/// and input-gradient products on CPU; denser ones use libtorch's dense GEMM.
+pub const SPARSE_BELOW: f64 = 0.2;
 
 /// A masked MLP: `in → hidden… → classes`, ReLU between layers, biases everywhere.
 pub struct Mlp {
@@ -13,6 +20,10 @@ pub struct Mlp {
     classes: i64,
     masked: Vec<MaskedWeight>,
     params: Vec<Param>,
+    sparse_below: f64,
+    /// Per layer: the CSR of the effective weight (rebuilt every sparse step, buffers reused)
+    /// and the density seen at the last step (decides sparse or dense for the next).
+    cache: Mutex<Vec<(MaskedCsr, f64)>>,
 }
 
 impl Mlp {
@@ -45,12 +56,114 @@ impl Mlp {
                 t: b,
             });
         }
+        let cache = Mutex::new(masked.iter().map(|_| (MaskedCsr::default(), 1.0)).collect());
         Self {
             arch: arch.to_string(),
             input,
             classes,
             masked,
             params,
+            sparse_below: SPARSE_BELOW,
+            cache,
+        }
+    }
+
+    /// Sets the density below which a layer uses the sparse kernels (0: never; > 1: always).
+    pub fn set_sparse_below(&mut self, fraction: f64) {
+        self.sparse_below = fraction;
+    }
+
+    /// The hand-written forward and backward in feature-major layout (`features × batch`):
+    /// sparse layers use [`MaskedCsr`], dense ones libtorch GEMMs; weight gradients are dense.
+    fn grads_feature_major(&self, x: &Tensor, y: &Tensor, smoothing: f64) -> Grads {
+        let b = x.size()[0];
+        let n = self.masked.len();
+        let cpu = x.device() == Device::Cpu;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Per layer: Some(dense effective weight) or None (CSR in the cache).
+        let mut eff: Vec<Option<Tensor>> = Vec::with_capacity(n);
+        for (i, mw) in self.masked.iter().enumerate() {
+            let rows = mw.w.size()[0] as usize;
+            let cols = mw.w.size()[1] as usize;
+            let (csr, dens) = &mut cache[i];
+            if cpu && *dens < self.sparse_below && optim::cpu_f32(&[&mw.w, &mw.m]) {
+                // SAFETY: read-only views of contiguous CPU f32 tensors not written meanwhile.
+                let (w, m) = unsafe { (optim::slice_mut(&mw.w), optim::slice_mut(&mw.m)) };
+                csr.rebuild(w, m, rows, cols);
+                *dens = csr.nnz() as f64 / (rows * cols) as f64;
+                eff.push(None);
+            } else {
+                let gate = mw.m.ge(0.0);
+                *dens = gate.sum(Kind::Int64).int64_value(&[]) as f64 / (rows * cols) as f64;
+                eff.push(Some(&mw.w * gate.to_kind(Kind::Float)));
+            }
+        }
+        // Forward: hs[l] is the (features × batch) input of layer l.
+        let mut hs = vec![x.view([b, -1]).tr().contiguous()];
+        for (i, p) in self.params.iter().enumerate() {
+            let relu = i + 1 != n;
+            let h = hs.last().expect("input");
+            let z = match &eff[i] {
+                Some(w) => {
+                    let mut z = p.t.unsqueeze(1).addmm(w, h);
+                    if relu {
+                        let _ = z.relu_();
+                    }
+                    z
+                }
+                None => {
+                    let csr = &cache[i].0;
+                    let z = Tensor::empty([csr.rows as i64, b], (Kind::Float, Device::Cpu));
+                    let bias = p.t.contiguous();
+                    // SAFETY: fresh contiguous tensors; `h` and `bias` only read.
+                    unsafe {
+                        csr.forward(
+                            optim::slice_mut(h),
+                            b as usize,
+                            optim::slice_mut(&bias),
+                            relu,
+                            optim::slice_mut(&z),
+                        )
+                    };
+                    z
+                }
+            };
+            hs.push(z);
+        }
+        let logits = hs.pop().expect("logits").tr();
+        let (loss, dz) = loss::cross_entropy_with_grad(&logits, y, smoothing);
+        let correct = loss::correct(&logits, y);
+        let mut dzt = dz.tr().contiguous();
+        let mut gw: Vec<Tensor> = (0..n).map(|_| Tensor::new()).collect();
+        let mut gb: Vec<Tensor> = (0..n).map(|_| Tensor::new()).collect();
+        for i in (0..n).rev() {
+            gw[i] = dzt.mm(&hs[i].tr());
+            gb[i] = dzt.sum_dim_intlist(1, false, Kind::Float);
+            if i > 0 {
+                let dh = match &eff[i] {
+                    Some(w) => w.tr().mm(&dzt),
+                    None => {
+                        let csr = &cache[i].0;
+                        let dh = Tensor::empty([csr.cols as i64, b], (Kind::Float, Device::Cpu));
+                        // SAFETY: fresh contiguous tensors; `dzt` only read.
+                        unsafe {
+                            csr.backward_input(
+                                optim::slice_mut(&dzt),
+                                b as usize,
+                                optim::slice_mut(&dh),
+                            )
+                        };
+                        dh
+                    }
+                };
+                dzt = hs[i].threshold_backward(&dh, 0.0);
+            }
+        }
+        Grads {
+            loss: loss.double_value(&[]),
+            correct,
+            masked: gw,
+            params: gb,
         }
     }
 }
@@ -94,40 +207,37 @@ impl Network for Mlp {
     }
 
     fn data_grads(&self, x: &Tensor, y: &Tensor, smoothing: f64) -> Grads {
-        tch::no_grad(|| {
-            let b = x.size()[0];
-            let eff: Vec<Tensor> = self.masked.iter().map(|m| m.effective()).collect();
-            let last = eff.len() - 1;
-            // Forward, keeping each layer's input (post-ReLU activations).
-            let mut inputs = vec![x.view([b, -1])];
-            for (i, (w, p)) in eff.iter().zip(&self.params).enumerate() {
-                let h = inputs.last().expect("input");
-                let mut z = p.t.addmm(h, &w.tr());
-                if i != last {
-                    let _ = z.relu_();
-                }
-                inputs.push(z);
-            }
-            let logits = inputs.pop().expect("logits");
-            let (loss, mut dz) = loss::cross_entropy_with_grad(&logits, y, smoothing);
-            let correct = loss::correct(&logits, y);
-            // Backward.
-            let mut gw: Vec<Tensor> = (0..eff.len()).map(|_| Tensor::new()).collect();
-            let mut gb: Vec<Tensor> = (0..eff.len()).map(|_| Tensor::new()).collect();
-            for i in (0..eff.len()).rev() {
-                gw[i] = dz.tr().mm(&inputs[i]);
-                gb[i] = dz.sum_dim_intlist(0, false, Kind::Float);
-                if i > 0 {
-                    let da = dz.mm(&eff[i]);
-                    dz = inputs[i].threshold_backward(&da, 0.0);
-                }
-            }
-            Grads {
-                loss: loss.double_value(&[]),
-                correct,
-                masked: gw,
-                params: gb,
-            }
-        })
+        tch::no_grad(|| self.grads_feature_major(x, y, smoothing))
+    }
+
+    fn export_layers(&self) -> Option<Vec<(hf_sparse::LayerSpec, hf_sparse::LayerTensors)>> {
+        let n = self.masked.len();
+        Some(
+            self.masked
+                .iter()
+                .zip(&self.params)
+                .enumerate()
+                .map(|(i, (mw, b))| {
+                    let size = mw.w.size();
+                    let spec = hf_sparse::LayerSpec::Linear {
+                        name: mw.name.clone(),
+                        in_features: size[1] as usize,
+                        out_features: size[0] as usize,
+                        bias: true,
+                        activation: if i + 1 == n {
+                            hf_sparse::Activation::None
+                        } else {
+                            hf_sparse::Activation::Relu
+                        },
+                    };
+                    let t = hf_sparse::LayerTensors {
+                        weight: crate::network::to_vec_f32(&mw.effective()),
+                        bias: Some(crate::network::to_vec_f32(&b.t)),
+                        mask: crate::network::to_vec_f32(&mw.m),
+                    };
+                    (spec, t)
+                })
+                .collect(),
+        )
     }
 }

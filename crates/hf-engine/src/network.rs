@@ -63,6 +63,12 @@ pub trait Network: Send {
         autograd_grads(self, x, y, smoothing)
     }
 
+    /// The network as layers of the pure-Rust runtime (`hf-sparse`): effective weights, biases
+    /// and masks. `None` where the runtime cannot run this architecture.
+    fn export_layers(&self) -> Option<Vec<(hf_sparse::LayerSpec, hf_sparse::LayerTensors)>> {
+        None
+    }
+
     /// Total number of prunable weights N.
     fn prunable(&self) -> usize {
         self.masked().iter().map(|m| m.numel()).sum()
@@ -138,9 +144,17 @@ pub fn evaluate<N: Network + ?Sized>(
 }
 
 /// Every model name with the input shape it is listed with by `hyperflux models`.
-pub const MODELS: &[(&str, [i64; 3])] = &[("lenet300", [1, 28, 28])];
+pub const MODELS: &[(&str, [i64; 3])] = &[
+    ("lenet300", [1, 28, 28]),
+    ("lenet5", [1, 28, 28]),
+    ("vgg-narrow", [1, 28, 28]),
+    ("resnet20", [3, 32, 32]),
+    ("vgg19", [3, 32, 32]),
+    ("resnet50", [3, 32, 32]),
+];
 
-/// Builds a model by name for a dataset shape. Names: `lenet300` (LeNet-300-100).
+/// Builds a model by name for a dataset shape. Names: `lenet300` (LeNet-300-100) and the
+/// convolutional models of [`crate::models`] (`lenet5`, `vgg-narrow`, `resnet20`, `vgg19`, `resnet50`).
 pub fn build(
     arch: &str,
     input: [i64; 3],
@@ -149,14 +163,19 @@ pub fn build(
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     match arch {
+        // LeNet-300-100 is defined on 28×28 grey images; other inputs are refused by
+        // `trainer::check_fits` rather than silently widening the first layer.
         "lenet300" | "lenet-300-100" => Ok(Box::new(crate::mlp::Mlp::new(
             "lenet300",
-            input,
+            [1, 28, 28],
             &[300, 100],
             classes,
             mask_init,
             device,
         ))),
+        conv if crate::models::knows(conv) => {
+            crate::models::build(conv, input, classes, mask_init, device)
+        }
         other => Err(EngineError::Model(format!(
             "unknown model {other:?}: run `hyperflux models` for the list"
         ))),

@@ -52,7 +52,7 @@ impl OptGroup {
 }
 
 /// Whether the fused CPU kernel can run on these tensors.
-pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
+pub fn cpu_f32(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| {
         !t.defined() || (t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous())
     })
@@ -63,7 +63,7 @@ pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
 /// # Safety
 /// The caller must not create two live views of the same tensor, and the tensor must be a
 /// contiguous CPU f32 tensor (checked by [`cpu_f32`]).
-pub(crate) unsafe fn slice_mut<'a>(t: &'a Tensor) -> &'a mut [f32] {
+pub unsafe fn slice_mut<'a>(t: &'a Tensor) -> &'a mut [f32] {
     let n = t.numel();
     if n == 0 {
         return &mut [];

@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::device;
-use crate::masked::DensityReport;
+use crate::masked::{self, DensityReport};
 use crate::network::{self, Network};
 use crate::step::{self, HyperfluxOptim, StepSettings};
 use crate::EngineError;
@@ -585,11 +585,21 @@ pub fn prune(
         let t0 = Instant::now();
         let stage = plan.stage(epoch);
         let lambda = state.lambda;
+        // Final freeze: snap the masks to exactly the target once, then train weights only.
+        let freeze = target_density.is_some()
+            && matches!(stage, Stage::Regrowth)
+            && cfg.final_freeze_epochs > 0
+            && epoch + cfg.final_freeze_epochs > total;
+        if let (true, Some(t)) = (freeze, target_density) {
+            if epoch + cfg.final_freeze_epochs == total + 1 {
+                masked::snap_to_density(net.masked(), t);
+            }
+        }
         let s = StepSettings {
             weight_lr: plan.weight_lr(epoch),
-            mask_lr: plan.mask_lr(epoch),
+            mask_lr: if freeze { 0.0 } else { plan.mask_lr(epoch) },
             pressure: lambda,
-            train_masks: true,
+            train_masks: !freeze,
         };
         let es = lp.run(net.as_mut(), &mut opt, epoch, total, &s, obs, None, None)?;
         let dens = DensityReport::of(net.masked());

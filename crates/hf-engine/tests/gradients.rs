@@ -86,6 +86,35 @@ fn hand_written_mlp_backward_matches_autograd() {
 }
 
 #[test]
+fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
+    tch::manual_seed(4);
+    // Masks in [-0.9, 0.1]: about 10% of the weights present.
+    let mut net = Mlp::new("t", [1, 8, 8], &[40, 30], 7, (-0.9, 0.1), Device::Cpu);
+    let x = Tensor::randn([24, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(7, [24], (Kind::Int64, Device::Cpu));
+    let slow = autograd_grads(&net, &x, &y, 0.1);
+    for threshold in [0.0, 2.0] {
+        net.set_sparse_below(threshold);
+        // Twice: the first call measures density, the second uses the chosen path.
+        for _ in 0..2 {
+            let fast = net.data_grads(&x, &y, 0.1);
+            assert!(
+                (fast.loss - slow.loss).abs() < 1e-5,
+                "threshold {threshold}"
+            );
+            for (a, b) in fast.masked.iter().zip(&slow.masked) {
+                assert!(max_abs_diff(a, b) < 1e-5, "threshold {threshold}");
+            }
+            for (a, b) in fast.params.iter().zip(&slow.params) {
+                assert!(max_abs_diff(a, b) < 1e-5, "threshold {threshold}");
+            }
+        }
+    }
+    let d = net.masked()[0].density();
+    assert!(d > 2.0 && d < 25.0, "density {d}");
+}
+
+#[test]
 fn fused_and_tensor_adam_agree_over_steps() {
     tch::manual_seed(5);
     let make = || {

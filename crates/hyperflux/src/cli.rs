@@ -28,6 +28,18 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// List the models with their number of prunable weights.
     Models(ModelsArgs),
+    /// Measure the Neural Pruning Law of one pruning family from a dense checkpoint.
+    Law(crate::law_cmd::LawArgs),
+    /// Fit the Neural Pruning Law (power law on region 2, variable exponent on all points).
+    Fit(crate::law_cmd::FitArgs),
+    /// Fixed-pressure Hyperflux for several λ: density over time and final density vs λ.
+    Converge(crate::law_cmd::ConvergeArgs),
+    /// Export a checkpoint as a dense or compact sparse safetensors file.
+    Export(crate::export_cmd::ExportArgs),
+    /// Run an exported model with the pure-Rust runtime: test accuracy or single predictions.
+    Infer(crate::export_cmd::InferArgs),
+    /// Latency and throughput of the sparse runtime vs its dense path vs libtorch dense.
+    BenchInfer(crate::export_cmd::BenchInferArgs),
 }
 
 /// Settings every training run shares.
@@ -90,6 +102,9 @@ pub struct CommonArgs {
     /// No progress bars (one line per epoch instead).
     #[arg(long)]
     pub quiet: bool,
+    /// Stop after this epoch (checkpoint saved); continue later with --resume.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
 }
 
 /// `hyperflux train`.

@@ -42,16 +42,17 @@ pub struct RunArgs {
     /// Directory with the dataset files (default: the dataset's standard place).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Seed of mask initialisation and data order (runs are reproducible with it).
+    /// Seed of mask initialisation and data order (runs are reproducible with it) [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Mini-batch size.
+    /// Mini-batch size [default: 128].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Device: cpu, cuda or auto.
+    /// Device: cpu, cuda or auto [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
-    /// libtorch CPU threads (0: all cores; 1 avoids oversubscription on a shared machine).
+    /// libtorch CPU threads (0: all cores; 1 avoids oversubscription on a shared machine)
+    /// [default: 0].
     #[arg(long)]
     pub threads: Option<usize>,
     /// Use only the first N training examples.
@@ -60,25 +61,26 @@ pub struct RunArgs {
     /// Use only the first N test examples.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Output directory (CSV, fits, plots, settings, per-epoch records).
+    /// Output directory (CSV, fits, plots, settings, per-epoch records) [default: runs/law or
+    /// runs/converge].
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-    /// Weight optimizer: adam or sgd.
+    /// Weight optimizer: adam or sgd [default: adam].
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// Weight learning rate (law: constant; converge: start of a cosine).
+    /// Weight learning rate (law: constant, default 1e-3; converge: start of a cosine, default 5e-3).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// L2 weight decay of the weight optimizer.
+    /// L2 weight decay of the weight optimizer [default: 0].
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Label smoothing of the cross-entropy.
+    /// Label smoothing of the cross-entropy [default: 0.1].
     #[arg(long)]
     pub label_smoothing: Option<f64>,
-    /// Mask learning rate (Adam) of Hyperflux (L0 ladder, converge).
+    /// Mask learning rate (Adam) of Hyperflux (L0 ladder, converge) [default: 1e-3].
     #[arg(long)]
     pub mask_lr: Option<f64>,
-    /// Straight-through scale s of Hyperflux (L0 ladder, converge).
+    /// Straight-through scale s of Hyperflux (L0 ladder, converge) [default: 0.25].
     #[arg(long)]
     pub ste_scale: Option<f64>,
     /// No progress bars (one line per epoch and per point instead).
@@ -96,35 +98,37 @@ pub struct LawArgs {
     /// prune the dense net directly to each density, no fine-tuning).
     #[arg(long, value_parser = parse_family)]
     pub family: Option<Family>,
-    /// l0: exponent k of the first pressure λ = 2^k.
+    /// l0: exponent k of the first pressure λ = 2^k [default: -8].
     #[arg(long, allow_hyphen_values = true)]
     pub start_exponent: Option<i32>,
-    /// l0: epochs per pressure block (K); λ doubles after each block.
+    /// l0: epochs per pressure block (K); λ doubles after each block [default: 3].
     #[arg(long)]
     pub block_epochs: Option<usize>,
-    /// l0: number of pressure blocks (points).
+    /// l0: number of pressure blocks (points) [default: 13].
     #[arg(long)]
     pub blocks: Option<usize>,
-    /// l0: quantile of the survivors' flux recorded next to the minimum (QuantileFlux column).
+    /// l0: quantile of the survivors' flux recorded next to the minimum (QuantileFlux and
+    /// QuantileRmsFlux columns) [default: 0.01].
     #[arg(long)]
     pub flux_quantile: Option<f64>,
-    /// magnitude/taylor/oneshot: fraction of the remaining weights removed per step.
+    /// magnitude/taylor/oneshot: fraction of the remaining weights removed per step [default: 0.1].
     #[arg(long)]
     pub rate: Option<f64>,
-    /// magnitude/taylor/oneshot: number of pruning steps (points).
+    /// magnitude/taylor/oneshot: number of pruning steps (points) [default: 55].
     #[arg(long)]
     pub steps: Option<usize>,
-    /// magnitude/taylor: fine-tuning epochs after each step (masks frozen).
+    /// magnitude/taylor: fine-tuning epochs after each step (masks frozen) [default: 1].
     #[arg(long)]
     pub finetune_epochs: Option<usize>,
-    /// magnitude/taylor/oneshot: stop once the density (percent) is at or below this.
+    /// magnitude/taylor/oneshot: stop once the density (percent) is at or below this
+    /// [default: 0.1].
     #[arg(long)]
     pub min_density: Option<f64>,
-    /// taylor: training batches the score |w·∂L/∂w| is computed over.
+    /// taylor: training batches the score |w·∂L/∂w| is computed over [default: 10].
     #[arg(long)]
     pub taylor_batches: Option<usize>,
     /// taylor: abs-of-mean (|w·ḡ|, ḡ the mean gradient over the batches) or mean-of-abs
-    /// (per-batch |w·g| averaged).
+    /// (per-batch |w·g| averaged) [default: abs-of-mean].
     #[arg(long, value_parser = parse_taylor)]
     pub taylor_score: Option<law::TaylorScore>,
     /// Region 2 of the automatic fit, LO:HI in density percent (LO < s <= HI).
@@ -165,16 +169,16 @@ pub struct FitArgs {
 pub struct ConvergeArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Pressures λ, comma-separated; one fixed-pressure run each.
+    /// Pressures λ, comma-separated; one fixed-pressure run each [default: 0.25,1,4].
     #[arg(long, value_delimiter = ',')]
     pub pressures: Option<Vec<f64>>,
-    /// Epochs per run (the authors ran 300).
+    /// Epochs per run (the authors ran 300) [default: 300].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// The weight LR follows a cosine from --lr to --lr / this.
+    /// The weight LR follows a cosine from --lr to --lr / this [default: 30].
     #[arg(long)]
     pub lr_divisor: Option<f64>,
-    /// Record the density every N batches (and at each epoch's end).
+    /// Record the density every N batches (and at each epoch's end) [default: 50].
     #[arg(long)]
     pub record_every: Option<usize>,
 }

@@ -3,6 +3,8 @@
 
 mod bench;
 mod cli;
+mod export_cmd;
+mod law_cmd;
 mod progress;
 mod report;
 mod run;

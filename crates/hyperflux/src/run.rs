@@ -21,6 +21,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Eval(a) => eval(&a),
         Cmd::Bench(a) => crate::bench::run(&a),
         Cmd::Models(a) => models(&a),
+        Cmd::Law(a) => crate::law_cmd::law(&a),
+        Cmd::Fit(a) => crate::law_cmd::fit(&a),
+        Cmd::Converge(a) => crate::law_cmd::converge(&a),
+        Cmd::Export(a) => crate::export_cmd::export(&a),
+        Cmd::Infer(a) => crate::export_cmd::infer(&a),
+        Cmd::BenchInfer(a) => crate::export_cmd::bench_infer(&a),
     }
 }
 
@@ -119,6 +125,14 @@ fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
 
 fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
     let plots = report::plot_run(dir, &o.records, what).context("drawing the run's plots")?;
+    let done = o.records.last().map(|r| r.epoch).unwrap_or(0);
+    if done < o.total_epochs {
+        println!(
+            "stopped after epoch {done} of {}: continue with --resume {}",
+            o.total_epochs,
+            o.checkpoint.display()
+        );
+    }
     println!(
         "{what}: test accuracy {:.2}%, density {:.3}% ({:.1}s)",
         o.test_accuracy, o.density, o.seconds
@@ -150,7 +164,7 @@ fn train(a: &TrainArgs) -> Result<()> {
     } else {
         train_config(a)?
     };
-    let mut obs = Progress::new(a.common.quiet);
+    let mut obs = Progress::new(a.common.quiet, a.common.stop_after);
     let o = trainer::train_dense(&cfg, resume.as_ref(), &mut obs)?;
     let dir = o
         .checkpoint
@@ -167,7 +181,7 @@ fn prune(a: &PruneArgs) -> Result<()> {
     } else {
         prune_config(a)?
     };
-    let mut obs = Progress::new(a.common.quiet);
+    let mut obs = Progress::new(a.common.quiet, a.common.stop_after);
     let o = trainer::prune(&cfg, resume.as_ref(), &mut obs)?;
     let dir = o
         .checkpoint

@@ -1,0 +1,258 @@
+//! The convolutional model families: LeNet-5, VGG (VGG-19 in the CIFAR layout of spec §5 and a
+//! narrow CPU-sized VGG) and ResNet (ResNet-50 in the CIFAR layout and the CPU-sized ResNet-20).
+//!
+//! Every conv and linear weight is a [`MaskedWeight`] (first conv, projection shortcuts and the
+//! classifier included); biases and BatchNorm scale/shift are free parameters; BatchNorm running
+//! statistics are buffers. A model is a [`ConvNet`]: those tensors plus a [`Body`] that wires the
+//! layers, so every model gets the Hyperflux gradients through
+//! [`crate::network::autograd_grads`] with no model-specific backward code.
+
+pub mod lenet5;
+pub mod resnet;
+pub mod vgg;
+
+use crate::conv::{self, Conv2d, ConvSpec, Linear};
+use crate::masked::MaskedWeight;
+use crate::network::{Network, Param};
+use crate::norm::BatchNorm2d;
+use crate::EngineError;
+use tch::{Device, Tensor};
+
+/// Every convolutional model: name, the input shape `hyperflux models` lists it with, and a
+/// one-line description.
+pub const CONV_MODELS: &[(&str, [i64; 3], &str)] = &[
+    (
+        "lenet5",
+        [1, 28, 28],
+        "LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, 84 (biases, no BN)",
+    ),
+    (
+        "vgg19",
+        [3, 32, 32],
+        "VGG-19 (CIFAR): 16 conv3x3+BN, 4 max-pools, avg-pool, linear 512",
+    ),
+    (
+        "vgg-narrow",
+        [1, 28, 28],
+        "narrow VGG: conv3x3+BN [16,M,32,M,64,64,M,128,128], avg-pool, linear 128",
+    ),
+    (
+        "resnet50",
+        [3, 32, 32],
+        "ResNet-50 (CIFAR): 3x3 stem, bottlenecks [3,4,6,3] x4, projection shortcuts",
+    ),
+    (
+        "resnet20",
+        [3, 32, 32],
+        "ResNet-20 (CIFAR): basic blocks [3,3,3], widths 16/32/64, projection shortcuts",
+    ),
+];
+
+/// Whether `arch` names a convolutional model (aliases included).
+pub fn knows(arch: &str) -> bool {
+    canonical(arch).is_some()
+}
+
+/// The canonical name of a model name or alias.
+fn canonical(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "lenet5" | "lenet-5" => "lenet5",
+        "vgg19" | "vgg-19" => "vgg19",
+        "vgg-narrow" | "vgg_narrow" | "vggnarrow" => "vgg-narrow",
+        "resnet50" | "resnet-50" => "resnet50",
+        "resnet20" | "resnet-20" => "resnet20",
+        _ => return None,
+    })
+}
+
+/// Builds a convolutional model by name for inputs of shape `input` (C, H, W) and `classes`
+/// classes. Fails with one line when the name is unknown or the input is too small.
+pub fn build(
+    arch: &str,
+    input: [i64; 3],
+    classes: i64,
+    mask_init: (f64, f64),
+    device: Device,
+) -> Result<Box<dyn Network>, EngineError> {
+    let name = canonical(arch).ok_or_else(|| {
+        EngineError::Model(format!(
+            "unknown model {arch:?}: run `hyperflux models` for the list"
+        ))
+    })?;
+    if input.iter().any(|&d| d <= 0) || classes <= 0 {
+        return Err(EngineError::Model(format!(
+            "model {name}: input {input:?} with {classes} classes is not a valid data shape"
+        )));
+    }
+    let mut b = Builder::new(device, mask_init);
+    let body: Box<dyn Body> = match name {
+        "lenet5" => Box::new(lenet5::LeNet5::new(&mut b, input, classes)?),
+        "vgg19" => Box::new(vgg::Vgg::new(&mut b, vgg::VGG19, input, classes, name)?),
+        "vgg-narrow" => Box::new(vgg::Vgg::new(
+            &mut b,
+            vgg::VGG_NARROW,
+            input,
+            classes,
+            name,
+        )?),
+        "resnet50" => Box::new(resnet::ResNet::new(
+            &mut b,
+            &resnet::RESNET50,
+            input,
+            classes,
+        )?),
+        _ => Box::new(resnet::ResNet::new(
+            &mut b,
+            &resnet::RESNET20,
+            input,
+            classes,
+        )?),
+    };
+    Ok(Box::new(b.finish(name, input, classes, body)))
+}
+
+/// The wiring of a model: a forward pass over effective weights, and its buffers.
+pub trait Body: Send {
+    /// Logits for `x` with effective weights `eff` (in the network's masked order).
+    fn forward(&self, x: &Tensor, eff: &[Tensor], train: bool) -> Tensor;
+    /// BatchNorm running statistics (shallow clones), if any.
+    fn buffers(&self) -> Vec<(String, Tensor)>;
+}
+
+/// Collects the masked weights and free parameters while a model's layers are created.
+pub struct Builder {
+    device: Device,
+    mask_init: (f64, f64),
+    masked: Vec<MaskedWeight>,
+    params: Vec<Param>,
+}
+
+impl Builder {
+    /// An empty builder: tensors go to `device`, masks start uniform in `mask_init`.
+    pub fn new(device: Device, mask_init: (f64, f64)) -> Self {
+        Self {
+            device,
+            mask_init,
+            masked: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// A masked convolution named `name` (tensors `{name}.weight`, `{name}.mask`, and
+    /// `{name}.bias` when `bias`).
+    pub fn conv(&mut self, name: &str, spec: ConvSpec, bias: bool) -> Conv2d {
+        let index = self.masked.len();
+        self.masked
+            .push(conv::conv_weight(name, &spec, self.mask_init, self.device));
+        let bias = bias.then(|| {
+            let t = conv::bias(spec.out_c, spec.in_c * spec.k * spec.k, self.device);
+            let shared = t.shallow_clone();
+            self.params.push(Param {
+                name: format!("{name}.bias"),
+                t,
+            });
+            shared
+        });
+        Conv2d { index, spec, bias }
+    }
+
+    /// A masked linear layer `in_f → out_f` with a bias.
+    pub fn linear(&mut self, name: &str, in_f: i64, out_f: i64) -> Linear {
+        let index = self.masked.len();
+        self.masked.push(conv::linear_weight(
+            name,
+            in_f,
+            out_f,
+            self.mask_init,
+            self.device,
+        ));
+        let t = conv::bias(out_f, in_f, self.device);
+        let bias = t.shallow_clone();
+        self.params.push(Param {
+            name: format!("{name}.bias"),
+            t,
+        });
+        Linear { index, bias }
+    }
+
+    /// A BatchNorm layer over `channels` channels.
+    pub fn bn(&mut self, name: &str, channels: i64) -> BatchNorm2d {
+        let (layer, params) = BatchNorm2d::new(name, channels, self.device);
+        self.params.extend(params);
+        layer
+    }
+
+    /// The finished network.
+    pub fn finish(self, arch: &str, input: [i64; 3], classes: i64, body: Box<dyn Body>) -> ConvNet {
+        ConvNet {
+            arch: arch.to_string(),
+            input,
+            classes,
+            masked: self.masked,
+            params: self.params,
+            body,
+        }
+    }
+}
+
+/// A convolutional network: its masked weights, free parameters and wiring.
+pub struct ConvNet {
+    arch: String,
+    input: [i64; 3],
+    classes: i64,
+    masked: Vec<MaskedWeight>,
+    params: Vec<Param>,
+    body: Box<dyn Body>,
+}
+
+impl Network for ConvNet {
+    fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    fn input_shape(&self) -> [i64; 3] {
+        self.input
+    }
+
+    fn classes(&self) -> i64 {
+        self.classes
+    }
+
+    fn masked(&self) -> &[MaskedWeight] {
+        &self.masked
+    }
+
+    fn masked_mut(&mut self) -> &mut [MaskedWeight] {
+        &mut self.masked
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        self.body.buffers()
+    }
+
+    fn forward_with(&self, x: &Tensor, eff: &[Tensor], train: bool) -> Tensor {
+        self.body.forward(x, eff, train)
+    }
+}
+
+/// 2×2 max-pooling with stride 2 (floor).
+pub(crate) fn max_pool2(x: &Tensor) -> Tensor {
+    x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
+}
+
+/// Global average pooling to B×C.
+pub(crate) fn global_avg_pool(x: &Tensor) -> Tensor {
+    x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+}
+
+/// The one-line error of an input too small for a model.
+pub(crate) fn too_small(arch: &str, input: [i64; 3], need: i64) -> EngineError {
+    EngineError::Model(format!(
+        "model {arch} needs images of at least {need}x{need} pixels, but the data is {}x{}: pick a model for this dataset (`hyperflux models`)",
+        input[1], input[2]
+    ))
+}

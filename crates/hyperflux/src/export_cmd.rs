@@ -1,0 +1,475 @@
+//! `hyperflux export`, `infer` and `bench-infer`: pruned networks as compact files, run by the
+//! pure-Rust runtime of `hf-sparse` (no libtorch), and measured against dense paths.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use hf_data::{DatasetKind, Split};
+use hf_engine::checkpoint::Checkpoint;
+use hf_engine::masked::DensityReport;
+use hf_engine::trainer;
+use hf_sparse::{ExportMeta, ExportModel, Format, Model};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+/// `hyperflux export`.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Checkpoint to export (from `train` or `prune`).
+    pub checkpoint: PathBuf,
+    /// dense: safetensors with effective weights, biases and masks under conventional names;
+    /// sparse: CSR per layer with the narrowest index types (see README "Sparse file format").
+    #[arg(long, default_value = "sparse")]
+    pub format: String,
+    /// Output file.
+    #[arg(long, short = 'o')]
+    pub out: PathBuf,
+    /// Dataset directory, used to measure the accuracy stored in the metadata (default: the
+    /// checkpoint's dataset at its standard place). Without data the accuracy is left out.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `hyperflux infer`.
+#[derive(Args, Debug, Clone)]
+pub struct InferArgs {
+    /// Exported model file (dense or sparse).
+    pub model: PathBuf,
+    /// Evaluate on this dataset's test set (mnist, fashion-mnist, cifar10, cifar100).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Dataset directory (default: the dataset's standard place).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Predict single inputs: a .npy file (uint8 = raw pixels, float32/float64 = already
+    /// normalised inputs) or an IDX image file (raw pixels); one prediction per image.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Use the runtime's dense path instead of the sparse one.
+    #[arg(long)]
+    pub dense: bool,
+    /// Also write the logits of every test image to this CSV file.
+    #[arg(long)]
+    pub logits: Option<PathBuf>,
+}
+
+/// `hyperflux bench-infer`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchInferArgs {
+    /// Exported model file (omit with --synthetic).
+    pub model: Option<PathBuf>,
+    /// Benchmark a randomly pruned network of this architecture instead (lenet300).
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// Sparsity (percent pruned) of the synthetic network.
+    #[arg(long, default_value_t = 98.0)]
+    pub sparsity: f64,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    pub batch: Vec<usize>,
+    /// Timed samples per measurement (the median is reported).
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
+    /// Threads for libtorch and the runtime (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Skip the libtorch column.
+    #[arg(long)]
+    pub no_libtorch: bool,
+}
+
+/// Builds the export of a checkpoint.
+pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportModel> {
+    let net = trainer::load_network(ck, Device::Cpu)?;
+    let layers = net.export_layers().with_context(|| {
+        format!(
+            "the sparse runtime cannot run model {} yet; export supports MLPs",
+            net.arch()
+        )
+    })?;
+    let d = DensityReport::of(net.masked());
+    let shape = net.input_shape();
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert("source".into(), ck.path.display().to_string());
+    let mut model = ExportModel {
+        meta: ExportMeta {
+            architecture: net.arch().to_string(),
+            dataset: ck.meta_str("dataset")?.to_string(),
+            input_shape: shape.iter().map(|&v| v as usize).collect(),
+            classes: net.classes() as usize,
+            accuracy,
+            density_per_layer: d.per_layer(),
+            total_density: d.density(),
+            extra,
+        },
+        layers,
+    };
+    model.recompute_densities();
+    Ok(model)
+}
+
+/// `hyperflux export`.
+pub fn export(a: &ExportArgs) -> Result<()> {
+    let format = match a.format.as_str() {
+        "dense" => Format::Dense,
+        "sparse" => Format::Sparse,
+        other => bail!("--format {other}: use dense or sparse"),
+    };
+    let ck = Checkpoint::load(&a.checkpoint)?;
+    hf_engine::device::set_threads(0);
+    let net = trainer::load_network(&ck, Device::Cpu)?;
+    let common = hf_core::config::CommonConfig {
+        dataset: ck.meta_str("dataset")?.to_string(),
+        data_dir: a.data_dir.clone(),
+        ..Default::default()
+    };
+    let accuracy = match trainer::load_data(&common) {
+        Ok(data) => Some(trainer::test_accuracy(net.as_ref(), &data.test, Device::Cpu, 0.1).0),
+        Err(e) => {
+            eprintln!("note: accuracy not measured ({e})");
+            None
+        }
+    };
+    let model = export_model(&ck, accuracy)?;
+    let bytes = hf_sparse::write_export(&a.out, &model, format)?;
+    let dense_bytes: usize = model
+        .layers
+        .iter()
+        .map(|(_, t)| 4 * (t.weight.len() + t.bias.as_ref().map_or(0, |b| b.len())))
+        .sum();
+    println!(
+        "wrote {} ({} format): {} bytes = {:.2}% of the dense fp32 weights and biases ({} bytes); density {:.3}%{}",
+        a.out.display(),
+        a.format,
+        bytes,
+        100.0 * bytes as f64 / dense_bytes as f64,
+        dense_bytes,
+        100.0 * model.meta.total_density,
+        accuracy.map(|x| format!(", test accuracy {x:.2}%")).unwrap_or_default()
+    );
+    Ok(())
+}
+
+fn dataset_inputs(kind: DatasetKind, dir: &Path) -> Result<(Vec<f32>, Vec<u8>, usize)> {
+    let test = hf_data::load(kind, dir, Split::Test)?;
+    let len = test.image_len();
+    let mut x = vec![0f32; test.len() * len];
+    for i in 0..test.len() {
+        test.normalized(i, &mut x[i * len..(i + 1) * len]);
+    }
+    Ok((x, test.labels.clone(), test.len()))
+}
+
+/// `hyperflux infer`.
+pub fn infer(a: &InferArgs) -> Result<()> {
+    let model = hf_sparse::load(&a.model)?;
+    let model = if a.dense {
+        model.to_dense()
+    } else {
+        model.to_sparse()
+    };
+    let meta = model.meta().clone();
+    if let Some(input) = &a.input {
+        let kind: DatasetKind = meta
+            .dataset
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let (x, n) = read_inputs(input, kind, model.input_len())?;
+        let pred = model.predict(&x, n)?;
+        let logits = model.forward(&x, n)?;
+        for (i, p) in pred.iter().enumerate() {
+            let row = &logits[i * model.classes()..(i + 1) * model.classes()];
+            let l: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
+            println!("{i}: class {p} (logits {})", l.join(" "));
+        }
+        return Ok(());
+    }
+    let name = a.dataset.clone().unwrap_or(meta.dataset.clone());
+    let kind: DatasetKind = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let dir = a.data_dir.clone().unwrap_or_else(|| kind.default_dir());
+    let (x, labels, n) = dataset_inputs(kind, &dir)?;
+    if x.len() / n.max(1) != model.input_len() {
+        bail!(
+            "{} expects inputs of {} values but {} images have {}: use the dataset it was trained on ({})",
+            a.model.display(),
+            model.input_len(),
+            kind.name(),
+            x.len() / n.max(1),
+            meta.dataset
+        );
+    }
+    let t = std::time::Instant::now();
+    let logits = model.forward(&x, n)?;
+    let secs = t.elapsed().as_secs_f64();
+    let k = model.classes();
+    let correct = (0..n)
+        .filter(|&i| {
+            let row = &logits[i * k..(i + 1) * k];
+            let arg = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (j, v)| if *v > row[b] { j } else { b });
+            arg == labels[i] as usize
+        })
+        .count();
+    if let Some(p) = &a.logits {
+        hf_core::fsutil::atomic_write(p, |w| {
+            for i in 0..n {
+                let row: Vec<String> = logits[i * k..(i + 1) * k]
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect();
+                writeln!(w, "{}", row.join(","))?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!(
+        "{} on {} test ({} images, {} path): accuracy {:.2}% in {:.3}s",
+        meta.architecture,
+        kind.name(),
+        n,
+        if a.dense { "dense" } else { "sparse" },
+        100.0 * correct as f64 / n.max(1) as f64,
+        secs
+    );
+    Ok(())
+}
+
+/// Reads single inputs: .npy (u8 raw pixels or f32/f64 normalised values) or IDX images.
+fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (mean, std) = (kind.mean().to_vec(), kind.std().to_vec());
+    let normalise = |raw: &[u8]| -> Vec<f32> {
+        let plane = len / mean.len().max(1);
+        raw.iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let c = (i % len) / plane.max(1);
+                (p as f32 / 255.0 - mean[c]) / std[c]
+            })
+            .collect()
+    };
+    if bytes.starts_with(b"\x93NUMPY") {
+        let (descr, data) = parse_npy(&bytes)
+            .with_context(|| format!("{}: not a readable .npy file", path.display()))?;
+        let x: Vec<f32> = match descr.as_str() {
+            "|u1" | "<u1" => normalise(data),
+            "<f4" => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            "<f8" => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            other => bail!(
+                "{}: .npy dtype {other} not supported (use uint8, float32 or float64)",
+                path.display()
+            ),
+        };
+        if x.is_empty() || x.len() % len != 0 {
+            bail!(
+                "{}: {} values is not a whole number of inputs of {len}",
+                path.display(),
+                x.len()
+            );
+        }
+        let n = x.len() / len;
+        return Ok((x, n));
+    }
+    // IDX images, gzipped or not.
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2_read(&bytes, &mut out)
+            .with_context(|| format!("{}: not valid gzip", path.display()))?;
+        out
+    } else {
+        bytes
+    };
+    if raw.len() < 16 || raw[..4] != [0, 0, 8, 3] {
+        bail!(
+            "{}: neither a .npy file nor an IDX image file (magic 0x00000803)",
+            path.display()
+        );
+    }
+    let dim = |i: usize| {
+        u32::from_be_bytes(raw[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+    };
+    let (n, h, w) = (dim(0), dim(1), dim(2));
+    if h * w != len || raw.len() != 16 + n * h * w {
+        bail!(
+            "{}: IDX holds {n} images of {h}x{w}; the model expects {len} values per image",
+            path.display()
+        );
+    }
+    Ok((normalise(&raw[16..]), n))
+}
+
+fn flate2_read(bytes: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(out)
+        .map(|_| ())
+}
+
+/// Minimal .npy (v1–v3) parser: returns the dtype descr and the data bytes (C order only).
+fn parse_npy(b: &[u8]) -> Result<(String, &[u8])> {
+    if b.len() < 10 {
+        bail!("too short");
+    }
+    let (hlen, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 => {
+            if b.len() < 12 {
+                bail!("too short");
+            }
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        }
+        v => bail!("unknown .npy version {v}"),
+    };
+    let header = std::str::from_utf8(b.get(start..start + hlen).context("truncated header")?)?;
+    if header.contains("'fortran_order': True") {
+        bail!("Fortran-ordered arrays are not supported");
+    }
+    let descr = header
+        .split("'descr':")
+        .nth(1)
+        .and_then(|r| r.split('\'').nth(1))
+        .context("no descr in header")?
+        .to_string();
+    Ok((descr, &b[start + hlen..]))
+}
+
+/// Dense libtorch forward of the same network (effective weights), for comparison.
+struct TorchDense {
+    layers: Vec<(Tensor, Option<Tensor>, bool)>,
+}
+
+impl TorchDense {
+    fn new(model: &Model) -> Self {
+        let specs = model.layer_specs();
+        let layers = model
+            .dense_weights()
+            .into_iter()
+            .zip(specs)
+            .map(|((_, w, b), spec)| {
+                let wt = Tensor::from_slice(&w)
+                    .view([spec.out_features() as i64, spec.in_features() as i64]);
+                let bt = b.map(|b| Tensor::from_slice(&b));
+                (
+                    wt.tr().contiguous(),
+                    bt,
+                    spec.activation() == hf_sparse::Activation::Relu,
+                )
+            })
+            .collect();
+        Self { layers }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let mut h = x.shallow_clone();
+            for (w, b, relu) in &self.layers {
+                h = match b {
+                    Some(b) => b.addmm(&h, w),
+                    None => h.mm(w),
+                };
+                if *relu {
+                    let _ = h.relu_();
+                }
+            }
+            h
+        })
+    }
+}
+
+/// `hyperflux bench-infer`.
+pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
+    let threads = if a.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        a.threads
+    };
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    tch::set_num_threads(threads as i32);
+    let (model, what) = match (&a.model, &a.synthetic) {
+        (Some(p), None) => (hf_sparse::load(p)?, p.display().to_string()),
+        (None, Some(arch)) => {
+            if arch != "lenet300" {
+                bail!("--synthetic {arch}: only lenet300 is available");
+            }
+            if !(a.sparsity > 0.0 && a.sparsity < 100.0) {
+                bail!("--sparsity {} is outside (0, 100)", a.sparsity);
+            }
+            let m = hf_sparse::synthetic::lenet300(a.sparsity, 1);
+            (
+                Model::from_export(&m)?,
+                format!("synthetic lenet300 at {}% sparsity", a.sparsity),
+            )
+        }
+        (Some(_), Some(_)) => bail!("give a model file or --synthetic, not both"),
+        (None, None) => bail!("give a model file, or --synthetic lenet300 --sparsity S"),
+    };
+    if a.batch.is_empty() || a.batch.contains(&0) {
+        bail!("--batch: give positive batch sizes, e.g. 1,64");
+    }
+    let flops = model.flops();
+    let (dm, sm): (u64, u64) = flops
+        .iter()
+        .fold((0, 0), |(d, s), f| (d + f.dense_macs, s + f.sparse_macs));
+    println!(
+        "{what}: {threads} threads, median of {} samples per cell",
+        a.runs
+    );
+    println!(
+        "multiply-adds per example: dense {dm}, sparse {sm} ({:.1}x fewer)",
+        dm as f64 / sm.max(1) as f64
+    );
+    let rows = hf_sparse::bench::bench_model(&model, &a.batch, a.runs);
+    let torch = (!a.no_libtorch).then(|| TorchDense::new(&model));
+    println!(
+        "{:>5} {:>12} {:>12} {:>12} {:>9} {:>9} {:>14}",
+        "batch", "sparse", "dense(rs)", "libtorch", "vs dense", "vs torch", "sparse ex/s"
+    );
+    let mut first_speedup = None;
+    for r in &rows {
+        let tt = torch.as_ref().map(|t| {
+            let x = Tensor::rand(
+                [r.batch as i64, model.input_len() as i64],
+                (Kind::Float, Device::Cpu),
+            );
+            hf_sparse::bench::median_time(
+                || {
+                    let _ = t.forward(&x);
+                },
+                20,
+                a.runs,
+            )
+        });
+        let fmt = |d: Duration| format!("{:.2}µs", d.as_secs_f64() * 1e6);
+        println!(
+            "{:>5} {:>12} {:>12} {:>12} {:>8.1}x {:>9} {:>14.0}",
+            r.batch,
+            fmt(r.sparse_time),
+            fmt(r.dense_time),
+            tt.map(fmt).unwrap_or_else(|| "-".into()),
+            r.speedup,
+            tt.map(|t| format!("{:.1}x", t.as_secs_f64() / r.sparse_time.as_secs_f64()))
+                .unwrap_or_else(|| "-".into()),
+            r.sparse_throughput
+        );
+        if r.batch == 1 {
+            first_speedup = Some(r.speedup);
+        }
+    }
+    if let Some(s) = first_speedup {
+        println!("{s:.1}");
+    }
+    Ok(())
+}
