@@ -63,7 +63,8 @@ pub fn cpu_f32(ts: &[&Tensor]) -> bool {
 /// # Safety
 /// The caller must not create two live views of the same tensor, and the tensor must be a
 /// contiguous CPU f32 tensor (checked by [`cpu_f32`]).
-pub unsafe fn slice_mut<'a>(t: &'a Tensor) -> &'a mut [f32] {
+#[allow(clippy::mut_from_ref)] // the tensor's storage is shared by design; see Safety
+pub unsafe fn slice_mut(t: &Tensor) -> &mut [f32] {
     let n = t.numel();
     if n == 0 {
         return &mut [];
@@ -174,7 +175,7 @@ pub fn masked_step(
     flux: Option<&Tensor>,
 ) {
     let g = g.contiguous();
-    let fl = flux.map(|f| f.shallow_clone()).unwrap_or_else(Tensor::new);
+    let fl = flux.map(|f| f.shallow_clone()).unwrap_or_default();
     if cpu_f32(&[w, m, &g, &wst[0], &wst[1], &mst[0], &mst[1], &fl]) {
         // SAFETY: all distinct tensors, checked contiguous CPU f32.
         unsafe {

@@ -155,6 +155,9 @@ pub struct EpochRunner<'a> {
     pub batch: BatchConfig,
 }
 
+/// Called after every training step with the 1-based step index and the network.
+pub type StepHook<'h> = &'h mut dyn FnMut(usize, &dyn Network);
+
 /// Means over one training epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochStats {
@@ -195,7 +198,7 @@ impl<'a> EpochRunner<'a> {
         s: &StepSettings,
         obs: &mut dyn Observer,
         flux: Option<&[Tensor]>,
-        mut hook: Option<&mut dyn FnMut(usize, &dyn Network)>,
+        mut hook: Option<StepHook<'_>>,
     ) -> Result<EpochStats, EngineError> {
         let shape = input_shape(&self.data.train);
         let steps = self.steps_per_epoch();

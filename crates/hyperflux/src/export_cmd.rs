@@ -269,7 +269,7 @@ fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, 
                 path.display()
             ),
         };
-        if x.is_empty() || x.len() % len != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(len) {
             bail!(
                 "{}: {} values is not a whole number of inputs of {len}",
                 path.display(),
