@@ -53,7 +53,8 @@ impl Observer for Progress {
     }
 
     fn stop_after(&mut self, epoch: usize) -> bool {
-        self.stop_after.is_some_and(|s| epoch >= s && epoch < self.total)
+        self.stop_after
+            .is_some_and(|s| epoch >= s && epoch < self.total)
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {

@@ -24,8 +24,14 @@ fn stdout(o: &Output) -> String {
 /// Asserts a failed run with a single `error:` line containing every `needle`, and no panic.
 fn assert_clean_error(o: &Output, needles: &[&str]) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "panic: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "panic: {err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "want exactly one error line, got: {err}");
     for n in needles {
@@ -49,7 +55,17 @@ fn tiny_mnist(dir: &Path) -> PathBuf {
 }
 
 fn common<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["--data-dir", data, "--out", out, "--batch-size", "64", "--threads", "1", "--quiet"]
+    vec![
+        "--data-dir",
+        data,
+        "--out",
+        out,
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
 }
 
 fn records(dir: &Path) -> Vec<Vec<String>> {
@@ -66,7 +82,14 @@ fn records(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn schedule_prints_the_spec_vectors() {
-    let o = run(&["schedule", "--target-sparsity", "98", "--epochs", "100", "--json"]);
+    let o = run(&[
+        "schedule",
+        "--target-sparsity",
+        "98",
+        "--epochs",
+        "100",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!((v["r0"].as_f64().unwrap() - 0.924170165).abs() < 1e-8);
@@ -104,7 +127,14 @@ fn train_prune_and_resume_reproduce_an_uninterrupted_run() {
     let o = run(&a);
     assert!(o.status.success(), "{}", stderr(&o));
     let ck = dense.join("checkpoint.safetensors");
-    for f in ["checkpoint.safetensors", "records.csv", "records.jsonl", "config.toml", "density.png", "density.svg"] {
+    for f in [
+        "checkpoint.safetensors",
+        "records.csv",
+        "records.jsonl",
+        "config.toml",
+        "density.png",
+        "density.svg",
+    ] {
         assert!(dense.join(f).exists(), "missing {f}");
     }
     let png = std::fs::read(dense.join("density.png")).unwrap();
@@ -118,13 +148,28 @@ fn train_prune_and_resume_reproduce_an_uninterrupted_run() {
 
     let prune_args = |out: &Path| -> Vec<String> {
         let mut a: Vec<String> = [
-            "prune", "--from", ck.to_str().unwrap(), "--target-sparsity", "90",
-            "--pruning-epochs", "4", "--regrowth-epochs", "2", "--seed", "5", "--mask-lr", "0.02",
+            "prune",
+            "--from",
+            ck.to_str().unwrap(),
+            "--target-sparsity",
+            "90",
+            "--pruning-epochs",
+            "4",
+            "--regrowth-epochs",
+            "2",
+            "--seed",
+            "5",
+            "--mask-lr",
+            "0.02",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        a.extend(common(d, out.to_str().unwrap()).iter().map(|s| s.to_string()));
+        a.extend(
+            common(d, out.to_str().unwrap())
+                .iter()
+                .map(|s| s.to_string()),
+        );
         a
     };
     let full = tmp.path().join("full");
@@ -134,7 +179,10 @@ fn train_prune_and_resume_reproduce_an_uninterrupted_run() {
     assert_eq!(rec_full.len(), 6);
     let first_density: f64 = rec_full[0][4].parse().unwrap();
     let last_density: f64 = rec_full[5][4].parse().unwrap();
-    assert!(last_density < first_density && last_density < 60.0, "{first_density} -> {last_density}");
+    assert!(
+        last_density < first_density && last_density < 60.0,
+        "{first_density} -> {last_density}"
+    );
     assert_eq!(rec_full[4][1], "regrowth");
     let cfg = std::fs::read_to_string(full.join("config.toml")).unwrap();
     assert!(cfg.contains("target_sparsity = 90.0"), "{cfg}");
@@ -150,7 +198,11 @@ fn train_prune_and_resume_reproduce_an_uninterrupted_run() {
     let pck = part.join("checkpoint.safetensors");
     let o = run(&["prune", "--resume", pck.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(records(&part), rec_full, "resumed run differs from the uninterrupted one");
+    assert_eq!(
+        records(&part),
+        rec_full,
+        "resumed run differs from the uninterrupted one"
+    );
     no_temp_files(&part);
 
     // The same seed gives the same numbers.
@@ -195,13 +247,19 @@ fn truncated_checkpoint_is_refused_everywhere() {
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
     let b = bad.to_str().unwrap();
-    assert_clean_error(&run(&["eval", b, "--data-dir", d]), &["bad.safetensors", "truncated"]);
+    assert_clean_error(
+        &run(&["eval", b, "--data-dir", d]),
+        &["bad.safetensors", "truncated"],
+    );
     let out = tmp.path().join("p");
     let mut a = vec!["prune", "--from", b, "--target-sparsity", "90"];
     a.extend(common(d, out.to_str().unwrap()));
     assert_clean_error(&run(&a), &["bad.safetensors", "truncated"]);
     assert_clean_error(&run(&["prune", "--resume", b]), &["bad.safetensors"]);
-    assert_clean_error(&run(&["eval", "/nonexistent/ck.safetensors"]), &["/nonexistent/ck.safetensors"]);
+    assert_clean_error(
+        &run(&["eval", "/nonexistent/ck.safetensors"]),
+        &["/nonexistent/ck.safetensors"],
+    );
 }
 
 #[test]
@@ -232,7 +290,13 @@ fn model_that_does_not_fit_the_data_and_diverging_loss() {
     let nan = tmp.path().join("nan.safetensors");
     std::fs::write(&nan, &bytes).unwrap();
     let out = tmp.path().join("p");
-    let mut a = vec!["prune", "--from", nan.to_str().unwrap(), "--target-sparsity", "90"];
+    let mut a = vec![
+        "prune",
+        "--from",
+        nan.to_str().unwrap(),
+        "--target-sparsity",
+        "90",
+    ];
     a.extend(common(d, out.to_str().unwrap()));
     assert_clean_error(&run(&a), &["diverged", "learning rate"]);
     no_temp_files(&out);
