@@ -191,6 +191,9 @@ pub struct EvalArgs {
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write the logits of every test image to this CSV file (one row per image).
+    #[arg(long)]
+    pub logits: Option<PathBuf>,
 }
 
 /// `hyperflux bench`.

@@ -97,7 +97,8 @@ pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportMode
             dataset: ck.meta_str("dataset")?.to_string(),
             input_shape: shape.iter().map(|&v| v as usize).collect(),
             classes: net.classes() as usize,
-            accuracy,
+            // The format stores accuracy as a fraction in [0, 1].
+            accuracy: accuracy.map(|a| a / 100.0),
             density_per_layer: d.per_layer(),
             total_density: d.density(),
             extra,

@@ -231,6 +231,9 @@ fn eval(a: &EvalArgs) -> Result<()> {
     };
     let data = trainer::load_data(&common)?;
     let (acc, loss) = trainer::test_accuracy(net.as_ref(), &data.test, dev, 0.1);
+    if let Some(p) = &a.logits {
+        write_logits(net.as_ref(), &data.test, dev, p)?;
+    }
     let d = DensityReport::of(net.masked());
     if a.json {
         let layers: Vec<_> = d
@@ -269,6 +272,34 @@ fn eval(a: &EvalArgs) -> Result<()> {
         d.density()
     );
     Ok(())
+}
+
+/// Writes the engine's logits for every test image as CSV (the runtime's `infer --logits`
+/// writes the same layout, so the two can be compared).
+fn write_logits(
+    net: &dyn hf_engine::network::Network,
+    test: &hf_data::Dataset,
+    dev: tch::Device,
+    path: &std::path::Path,
+) -> Result<()> {
+    let shape = trainer::input_shape(test);
+    let cfg = hf_data::BatchConfig::eval(1000);
+    let mut rows: Vec<Vec<f32>> = Vec::with_capacity(test.len());
+    for b in hf_data::batches(test, &cfg, 0, 0) {
+        let (x, _) = trainer::to_tensors(&b, shape, dev);
+        let logits = net.forward(&x).to_device(tch::Device::Cpu).contiguous();
+        let k = logits.size()[1] as usize;
+        let flat = hf_engine::network::to_vec_f32(&logits);
+        rows.extend(flat.chunks(k).map(|c| c.to_vec()));
+    }
+    hf_core::fsutil::atomic_write(path, |w| {
+        for r in &rows {
+            let s: Vec<String> = r.iter().map(|v| v.to_string()).collect();
+            writeln!(w, "{}", s.join(","))?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn models(a: &ModelsArgs) -> Result<()> {

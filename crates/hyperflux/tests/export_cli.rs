@@ -1,0 +1,181 @@
+//! Export → load → infer with the pure-Rust runtime gives the engine's predictions: same top-1
+//! for every test image, logits within 1e-4, the same accuracy; bad files are refused cleanly.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hyperflux"))
+        .args(args)
+        .output()
+        .expect("run hyperflux")
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read_logits(p: &Path) -> Vec<Vec<f32>> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+fn accuracy_of(line: &str) -> String {
+    let i = line.find("accuracy ").expect("accuracy in output") + 9;
+    line[i..].split('%').next().unwrap().to_string()
+}
+
+#[test]
+fn exported_model_reproduces_engine_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    hf_data::synth::write_idx_dataset(&data, 640, 300, true, 3).unwrap();
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("p");
+    let o = out.to_str().unwrap();
+    ok(&run(&[
+        "prune",
+        "--target-sparsity",
+        "95",
+        "--pruning-epochs",
+        "3",
+        "--regrowth-epochs",
+        "2",
+        "--mask-lr",
+        "0.05",
+        "--data-dir",
+        d,
+        "--out",
+        o,
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--quiet",
+    ]));
+    let ck = out.join("checkpoint.safetensors");
+    let engine_logits = tmp.path().join("engine.csv");
+    let ev = ok(&run(&[
+        "eval",
+        ck.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--logits",
+        engine_logits.to_str().unwrap(),
+    ]));
+    let engine_acc = accuracy_of(ev.lines().next().unwrap());
+    let engine = read_logits(&engine_logits);
+    assert_eq!(engine.len(), 300);
+
+    let mut sizes = vec![];
+    for format in ["sparse", "dense"] {
+        let file = tmp.path().join(format!("m.{format}.safetensors"));
+        let f = file.to_str().unwrap();
+        ok(&run(&[
+            "export",
+            ck.to_str().unwrap(),
+            "--format",
+            format,
+            "-o",
+            f,
+            "--data-dir",
+            d,
+        ]));
+        sizes.push(std::fs::metadata(&file).unwrap().len());
+        for dense_path in [false, true] {
+            let lf = tmp.path().join(format!("rt-{format}-{dense_path}.csv"));
+            let mut args = vec![
+                "infer",
+                f,
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                d,
+                "--logits",
+                lf.to_str().unwrap(),
+            ];
+            if dense_path {
+                args.push("--dense");
+            }
+            let line = ok(&run(&args));
+            assert_eq!(
+                accuracy_of(&line),
+                engine_acc,
+                "{format} dense_path={dense_path}: {line}"
+            );
+            let rt = read_logits(&lf);
+            assert_eq!(rt.len(), engine.len());
+            for (a, b) in rt.iter().zip(&engine) {
+                let argmax = |r: &[f32]| {
+                    r.iter()
+                        .enumerate()
+                        .fold(0, |m, (i, v)| if *v > r[m] { i } else { m })
+                };
+                assert_eq!(argmax(a), argmax(b), "top-1 differs");
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() < 1e-4, "logit {x} vs {y}");
+                }
+            }
+        }
+    }
+    // At ~5% density the sparse file is far smaller than the dense one.
+    assert!(
+        sizes[0] * 5 < sizes[1],
+        "sparse {} vs dense {}",
+        sizes[0],
+        sizes[1]
+    );
+}
+
+#[test]
+fn corrupt_export_and_unsupported_inputs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.safetensors");
+    std::fs::write(&bad, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    let o = run(&["infer", bad.to_str().unwrap(), "--dataset", "mnist"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error:") && err.contains("bad.safetensors"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let o = run(&[
+        "bench-infer",
+        "--synthetic",
+        "lenet300",
+        "--sparsity",
+        "100",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outside (0, 100)"));
+}
+
+#[test]
+fn synthetic_bench_ends_with_the_batch1_speedup() {
+    let o = run(&[
+        "bench-infer",
+        "--synthetic",
+        "lenet300",
+        "--sparsity",
+        "98",
+        "--runs",
+        "5",
+        "--batch",
+        "1",
+        "--no-libtorch",
+    ]);
+    let out = ok(&o);
+    let last = out.lines().last().unwrap();
+    let v: f64 = last.trim().parse().expect("last line is a number");
+    assert!(v > 0.0);
+    assert!(out.contains("dense 266200, sparse 5324"), "{out}");
+}
