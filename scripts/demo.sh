@@ -10,8 +10,10 @@ OUT=${OUT:-runs/demo}
 $HF train --model lenet300 --dataset mnist --epochs 10 --out "$OUT/dense" --quiet
 $HF prune --model lenet300 --dataset mnist --from "$OUT/dense/checkpoint.safetensors" \
   --target-sparsity 98 --pruning-epochs 30 --regrowth-epochs 15 --out "$OUT/prune98" --quiet "$@"
+dense=$($HF eval "$OUT/dense/checkpoint.safetensors")
+pruned=$($HF eval "$OUT/prune98/checkpoint.safetensors")
 echo
-echo "dense:  $($HF eval "$OUT/dense/checkpoint.safetensors" | head -1)"
-echo "pruned: $($HF eval "$OUT/prune98/checkpoint.safetensors" | head -1)"
-$HF eval "$OUT/prune98/checkpoint.safetensors" | tail -n +2
+echo "dense:  ${dense%%$'\n'*}"
+echo "pruned: ${pruned%%$'\n'*}"
+echo "$pruned" | tail -n +2
 echo "records and plots: $OUT/dense, $OUT/prune98 (records.csv, records.jsonl, density.png, density.svg)"

@@ -12,6 +12,13 @@ mod run;
 use clap::Parser;
 
 fn main() {
+    // Behave like other Unix tools when the reader of our output goes away (`| head`):
+    // end quietly instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     if let Err(e) = run::dispatch(args) {
         // One line: the error and its causes, no backtrace.
