@@ -1,6 +1,6 @@
 //! Writing and reading the two safetensors layouts described in FORMAT.md.
 
-use crate::kernels::{Csr, Exec};
+use crate::kernels::Csr;
 use crate::model::{Model, RtLayer};
 use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
@@ -150,10 +150,13 @@ fn serialize(
 /// filled from the masks.
 pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<u64, SparseError> {
     let file = path.display().to_string();
-    let (per, total) = validate::export_model(model, &file)?;
+    let (per, total, _) = validate::export_model(model, &file)?;
     let specs: Vec<LayerSpec> = model.layers.iter().map(|(s, _)| s.clone()).collect();
     let mut tensors = Vec::new();
     for (spec, t) in &model.layers {
+        let Some(shape) = spec.weight_shape() else {
+            continue; // pooling, flatten, add: no tensors
+        };
         let name = spec.name();
         let (out, inp) = (spec.out_features(), spec.in_features());
         match format {
@@ -164,8 +167,8 @@ pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<
                     .zip(&t.mask)
                     .map(|(w, m)| if *m >= 0.0 { *w } else { 0.0 })
                     .collect();
-                tensors.push(f32_tensor(format!("{name}.weight"), vec![out, inp], &eff));
-                tensors.push(f32_tensor(format!("{name}.mask"), vec![out, inp], &t.mask));
+                tensors.push(f32_tensor(format!("{name}.weight"), shape.clone(), &eff));
+                tensors.push(f32_tensor(format!("{name}.mask"), shape, &t.mask));
             }
             Format::Sparse => {
                 let csr = Csr::from_dense_where(out, inp, &t.weight, |i| t.mask[i] >= 0.0);
@@ -236,12 +239,19 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
     })?;
     let (format, mut meta, specs) = reader.decode_meta(raw)?;
     let spec_refs: Vec<&LayerSpec> = specs.iter().collect();
-    validate::specs(&spec_refs, &meta).map_err(|e| reader.corrupt(e))?;
+    let plan = validate::specs(&spec_refs, &meta).map_err(|e| reader.corrupt(e))?;
     validate::meta_fields(&meta).map_err(|e| reader.corrupt(e))?;
 
     let mut layers = Vec::with_capacity(specs.len());
     for spec in &specs {
         layers.push(match format {
+            _ if !spec.has_weights() => RtLayer {
+                spec: spec.clone(),
+                bias: None,
+                csr: Csr::from_dense_where(0, 0, &[], |_| false),
+                dense: None,
+                sell: None,
+            },
             Format::Dense => reader.dense_layer(spec)?,
             Format::Sparse => reader.sparse_layer(spec)?,
         });
@@ -257,6 +267,7 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
     }
     let actual: Vec<(String, usize, usize)> = layers
         .iter()
+        .filter(|l| l.spec.has_weights())
         .map(|l: &RtLayer| {
             (
                 l.spec.name().to_string(),
@@ -275,12 +286,7 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
             .collect();
         meta.total_density = crate::spec::ratio(kept, total);
     }
-    let model = Model {
-        meta,
-        layers,
-        path: Format::Dense,
-        exec: Exec::auto(),
-    };
+    let model = Model::assemble(meta, layers, plan);
     Ok(match format {
         Format::Dense => model,
         Format::Sparse => model.to_sparse(),
@@ -339,11 +345,12 @@ impl Reader<'_, '_> {
         let mut specs = Vec::with_capacity(values.len());
         for (i, v) in values.into_iter().enumerate() {
             let ty = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
-            if ty != "linear" {
+            if !LayerSpec::TYPE_TAGS.contains(&ty) {
                 return Err(SparseError::Unsupported {
                     file: self.file.to_string(),
                     detail: format!(
-                        "layer {i} has type '{ty}', which this runtime does not support (it runs: linear)"
+                        "layer {i} has type '{ty}', which this runtime does not support (it runs: {})",
+                        LayerSpec::TYPE_TAGS.join(", ")
                     ),
                 });
             }
@@ -463,7 +470,7 @@ impl Reader<'_, '_> {
 
     fn dense_layer(&self, spec: &LayerSpec) -> Result<RtLayer, SparseError> {
         let name = spec.name();
-        let shape = [spec.out_features(), spec.in_features()];
+        let shape = spec.weight_shape().unwrap_or_default();
         let weight = self.f32s(&format!("{name}.weight"), &shape)?;
         let mask = self.f32s(&format!("{name}.mask"), &shape)?;
         if let Some(i) = (0..weight.len()).find(|&i| mask[i] < 0.0 && weight[i] != 0.0) {
@@ -473,7 +480,9 @@ impl Reader<'_, '_> {
             )));
         }
         let bias = self.bias(spec)?;
-        let csr = Csr::from_dense_where(shape[0], shape[1], &weight, |i| mask[i] >= 0.0);
+        let csr = Csr::from_dense_where(spec.out_features(), spec.in_features(), &weight, |i| {
+            mask[i] >= 0.0
+        });
         Ok(RtLayer {
             spec: spec.clone(),
             bias,

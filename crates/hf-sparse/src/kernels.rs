@@ -90,7 +90,7 @@ impl Exec {
     }
 
     /// Number of pieces to split `work` multiply-adds into.
-    fn pieces(&self, work: usize, max_pieces: usize) -> usize {
+    pub(crate) fn pieces(&self, work: usize, max_pieces: usize) -> usize {
         if work < self.par_min_work || max_pieces < 2 {
             return 1;
         }
@@ -239,7 +239,7 @@ impl Csr {
     }
 
     /// Splits the rows into at most `pieces` contiguous ranges with about equal nnz.
-    fn balanced_row_splits(&self, pieces: usize) -> Vec<usize> {
+    pub(crate) fn balanced_row_splits(&self, pieces: usize) -> Vec<usize> {
         let mut bounds = vec![0usize];
         let nnz = self.nnz();
         for p in 1..pieces {
@@ -310,7 +310,7 @@ pub(crate) fn spmv(
 }
 
 /// Splits `y` (rows of `width` values) at the row bounds, returning `(first_row, chunk)`.
-fn split_by_bounds<'y>(
+pub(crate) fn split_by_bounds<'y>(
     mut y: &'y mut [f32],
     bounds: &[usize],
     width: usize,

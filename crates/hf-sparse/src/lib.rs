@@ -28,7 +28,9 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod bench;
+mod conv;
 mod error;
+mod graph;
 mod io;
 mod kernels;
 mod model;
@@ -37,14 +39,19 @@ pub mod synthetic;
 mod validate;
 
 #[cfg(test)]
+mod tests_conv;
+#[cfg(test)]
 mod tests_kernels;
 
+pub use conv::SparseConv;
 pub use error::SparseError;
 pub use io::{col_idx_dtype, load, load_bytes, row_ptr_dtype, write_export};
 pub use kernels::PAR_MIN_WORK;
 pub use model::{LayerFlops, Model};
-pub use spec::{Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors};
-pub use validate::{MAX_LAYER_WEIGHTS, RESERVED_KEYS};
+pub use spec::{
+    fold_batch_norm, Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors,
+};
+pub use validate::{MAX_LAYER_WEIGHTS, MAX_TENSOR_VALUES, RESERVED_KEYS};
 
 /// Re-exported so callers can compare index dtypes without depending on safetensors directly.
 pub use safetensors::Dtype;

@@ -1,24 +1,27 @@
 //! The runtime's loaded network and its forward pass.
 
+use crate::conv::{self, SparseConv};
+use crate::graph::{Geom, Plan};
 use crate::kernels::{self, Csr, Exec, Isa, Sell8};
 use crate::spec::{ratio, ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate;
 use crate::SparseError;
 use std::cell::RefCell;
 
-/// Exact multiply-add counts of one layer for one example (multiply by the batch size for a
-/// batch). Bias additions and activations are not counted.
+/// Exact multiply-add counts of one layer with weights for one example (multiply by the batch
+/// size for a batch). Bias additions, activations, pooling and residual sums are not counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerFlops {
     /// Layer name.
     pub name: String,
-    /// Multiply-adds of the dense kernel: `out_features * in_features`.
+    /// Multiply-adds of the dense kernel: `out_features * in_features` (linear),
+    /// `out·in·kh·kw·H_out·W_out` (conv2d).
     pub dense_macs: u64,
-    /// Multiply-adds of the sparse kernel: the number of stored nonzeros.
+    /// Multiply-adds of the sparse kernel: `nnz` (linear), `nnz·H_out·W_out` (conv2d).
     pub sparse_macs: u64,
     /// Stored (kept) weights.
     pub nnz: usize,
-    /// All prunable weights, `out_features * in_features`.
+    /// All prunable weights, `out_features * in_features` (conv2d: `out·in·kh·kw`).
     pub total: usize,
 }
 
@@ -29,9 +32,9 @@ impl LayerFlops {
     }
 }
 
-/// One runtime layer: the sparse structure is always present (it defines which weights exist);
-/// the dense matrix is present when the model runs on the dense path, the SELL-8 form (for the
-/// batch-1 kernel) when it runs on the sparse path.
+/// One runtime layer: the sparse structure is always present (it defines which weights exist;
+/// 0 x 0 for layers without weights); the dense matrix is present when the model runs on the
+/// dense path, the SELL-8 form (for the batch-1 linear kernel) when it runs on the sparse path.
 #[derive(Clone, Debug)]
 pub(crate) struct RtLayer {
     pub spec: LayerSpec,
@@ -53,6 +56,8 @@ pub struct Model {
     pub(crate) layers: Vec<RtLayer>,
     pub(crate) path: Format,
     pub(crate) exec: Exec,
+    pub(crate) plan: Plan,
+    pub(crate) sparse_conv: SparseConv,
 }
 
 impl Model {
@@ -60,7 +65,7 @@ impl Model {
     /// [`write_export`](crate::write_export) (useful to check an export, or to run a network
     /// without writing a file).
     pub fn from_export(model: &ExportModel) -> Result<Model, SparseError> {
-        let (per, total) = validate::export_model(model, "<memory>")?;
+        let (per, total, plan) = validate::export_model(model, "<memory>")?;
         let mut meta = model.meta.clone();
         meta.density_per_layer = per;
         meta.total_density = total;
@@ -80,13 +85,19 @@ impl Model {
                 sell: None,
             })
             .collect();
-        Ok(Model {
+        Ok(Model::assemble(meta, layers, plan).to_sparse())
+    }
+
+    /// A dense-path model from validated parts.
+    pub(crate) fn assemble(meta: ExportMeta, layers: Vec<RtLayer>, plan: Plan) -> Model {
+        Model {
             meta,
             layers,
             path: Format::Dense,
             exec: Exec::auto(),
+            plan,
+            sparse_conv: SparseConv::default(),
         }
-        .to_sparse())
     }
 
     /// The metadata the model was exported with.
@@ -104,14 +115,36 @@ impl Model {
         self.layers.iter().map(|l| l.spec.clone()).collect()
     }
 
-    /// Values per input example (`prod(input_shape)`, the first layer's `in_features`).
+    /// Values per input example (`prod(input_shape)`).
     pub fn input_len(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.spec.in_features())
+        self.plan.input.len()
     }
 
-    /// Logits per example (the last layer's `out_features`).
+    /// Logits per example (`classes`: what the last layer outputs).
     pub fn classes(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.spec.out_features())
+        self.meta.classes
+    }
+
+    /// `(name, [C, H, W])` of every layer's output per example, in execution order, as worked
+    /// out from the specs at load time (a flat vector of `n` values is `[n, 1, 1]`).
+    pub fn layer_shapes(&self) -> Vec<(String, [usize; 3])> {
+        self.layers
+            .iter()
+            .zip(&self.plan.nodes)
+            .map(|(l, n)| (l.spec.name().to_string(), [n.out.c, n.out.h, n.out.w]))
+            .collect()
+    }
+
+    /// Chooses the sparse path's convolution kernel (default [`SparseConv::Direct`]); the
+    /// dense path and linear layers are unaffected.
+    pub fn with_sparse_conv(mut self, algo: SparseConv) -> Model {
+        self.sparse_conv = algo;
+        self
+    }
+
+    /// The sparse path's convolution kernel.
+    pub fn sparse_conv(&self) -> SparseConv {
+        self.sparse_conv
     }
 
     /// Computes the logits, `batch x classes` row-major, of the inputs `x`
@@ -132,6 +165,9 @@ impl Model {
         }
         if batch == 0 {
             return Ok(Vec::new());
+        }
+        if !self.plan.mlp_chain {
+            return Ok(self.forward_graph(x, batch));
         }
         Ok(if batch == 1 {
             self.forward_vec(x)
@@ -243,6 +279,136 @@ impl Model {
         })
     }
 
+    /// Any network (convolutions, pooling, residual sums): batch-major `N x C x H x W`
+    /// tensors, one buffer per live layer output, recycled after its last reader.
+    fn forward_graph(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let n = self.layers.len();
+        let mut last_use = vec![0usize; n + 1];
+        for (i, node) in self.plan.nodes.iter().enumerate() {
+            for &s in &node.inputs {
+                last_use[s] = i;
+            }
+        }
+        last_use[n] = usize::MAX;
+        let mut bufs: Vec<Option<Vec<f32>>> = vec![None; n + 1];
+        let mut pool: Vec<Vec<f32>> = Vec::new();
+        for (i, (l, node)) in self.layers.iter().zip(&self.plan.nodes).enumerate() {
+            let mut out = pool.pop().unwrap_or_default();
+            out.clear();
+            out.resize(node.out.len() * batch, 0.0);
+            {
+                let get = |slot: usize| -> &[f32] {
+                    if slot == 0 {
+                        x
+                    } else {
+                        bufs[slot].as_deref().unwrap_or(&[])
+                    }
+                };
+                self.run_layer(
+                    l,
+                    node,
+                    get(node.inputs[0]),
+                    node.inputs.get(1).map(|&s| get(s)),
+                    batch,
+                    &mut out,
+                );
+            }
+            bufs[i + 1] = Some(out);
+            for &s in &node.inputs {
+                if s > 0 && last_use[s] == i {
+                    if let Some(b) = bufs[s].take() {
+                        pool.push(b);
+                    }
+                }
+            }
+        }
+        bufs[n].take().unwrap_or_default()
+    }
+
+    /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch.
+    fn run_layer(
+        &self,
+        l: &RtLayer,
+        node: &crate::graph::Node,
+        x: &[f32],
+        x2: Option<&[f32]>,
+        batch: usize,
+        y: &mut [f32],
+    ) {
+        let bias = l.bias.as_deref();
+        let act = l.spec.activation();
+        let sparse = self.path == Format::Sparse;
+        match &l.spec {
+            LayerSpec::Linear { .. } => {
+                let (rows, cols) = (l.csr.rows, l.csr.cols);
+                match (&l.dense, sparse, batch) {
+                    (Some(w), false, 1) => {
+                        kernels::matvec(self.exec, w, rows, cols, x, bias, act, y)
+                    }
+                    (Some(w), false, _) => {
+                        kernels::matmul(self.exec, w, rows, cols, x, batch, bias, act, y)
+                    }
+                    (_, _, 1) => kernels::spmv(self.exec, &l.csr, x, bias, act, y),
+                    _ => {
+                        let mut xt = vec![0.0f32; x.len()];
+                        let mut yt = vec![0.0f32; y.len()];
+                        kernels::transpose(self.exec.isa, x, batch, cols, &mut xt);
+                        kernels::spmm_t(self.exec, &l.csr, &xt, batch, bias, act, &mut yt);
+                        kernels::transpose(self.exec.isa, &yt, rows, batch, y);
+                    }
+                }
+            }
+            LayerSpec::Conv2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                let Ok(g) = Geom::new(node.in_shape, *kernel, *stride, *padding) else {
+                    return; // unreachable: the plan was validated with the same geometry
+                };
+                match (&l.dense, sparse) {
+                    (Some(w), false) => {
+                        conv::conv_dense(self.exec, &g, w, l.csr.rows, x, batch, bias, act, y)
+                    }
+                    _ => conv::conv_sparse(
+                        self.exec,
+                        self.sparse_conv,
+                        &g,
+                        &l.csr,
+                        x,
+                        batch,
+                        bias,
+                        act,
+                        y,
+                    ),
+                }
+            }
+            LayerSpec::MaxPool2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            }
+            | LayerSpec::AvgPool2d {
+                kernel,
+                stride,
+                padding,
+                ..
+            } => {
+                if let Ok(g) = Geom::new(node.in_shape, *kernel, *stride, *padding) {
+                    let max = matches!(l.spec, LayerSpec::MaxPool2d { .. });
+                    conv::pool(&g, max, x, y);
+                }
+            }
+            LayerSpec::GlobalAvgPool { .. } => {
+                conv::global_avg_pool(node.in_shape.h * node.in_shape.w, x, y)
+            }
+            LayerSpec::Flatten { .. } => y.copy_from_slice(x),
+            LayerSpec::Add { .. } => conv::add(x, x2.unwrap_or(&[]), act, y),
+        }
+    }
+
     /// Widest activation (input or any layer output).
     fn max_width(&self) -> usize {
         self.layers
@@ -259,7 +425,7 @@ impl Model {
     pub fn to_dense(&self) -> Model {
         let mut m = self.clone();
         for l in &mut m.layers {
-            if l.dense.is_none() {
+            if l.dense.is_none() && l.spec.has_weights() {
                 l.dense = Some(l.csr.to_dense());
             }
             l.sell = None;
@@ -273,7 +439,7 @@ impl Model {
         let mut m = self.clone();
         for l in &mut m.layers {
             l.dense = None;
-            if l.sell.is_none() {
+            if l.sell.is_none() && matches!(l.spec, LayerSpec::Linear { .. }) {
                 l.sell = Some(Sell8::from_csr(&l.csr, l.bias.as_deref()));
             }
         }
@@ -281,16 +447,23 @@ impl Model {
         m
     }
 
-    /// Exact multiply-add counts per layer for one example.
+    /// Exact multiply-add counts per layer with weights (linear, conv2d) for one example.
     pub fn flops(&self) -> Vec<LayerFlops> {
         self.layers
             .iter()
-            .map(|l| {
+            .zip(&self.plan.nodes)
+            .filter(|(l, _)| l.spec.has_weights())
+            .map(|(l, node)| {
                 let total = l.csr.rows * l.csr.cols;
+                // output positions per weight: H_out·W_out for conv2d, 1 for linear
+                let positions = match l.spec {
+                    LayerSpec::Conv2d { .. } => (node.out.h * node.out.w) as u64,
+                    _ => 1,
+                };
                 LayerFlops {
                     name: l.spec.name().to_string(),
-                    dense_macs: total as u64,
-                    sparse_macs: l.csr.nnz() as u64,
+                    dense_macs: total as u64 * positions,
+                    sparse_macs: l.csr.nnz() as u64 * positions,
                     nnz: l.csr.nnz(),
                     total,
                 }
@@ -298,11 +471,13 @@ impl Model {
             .collect()
     }
 
-    /// `(name, weight out x in row-major with zeros where pruned, bias)` per layer, e.g. to
-    /// build the same network in another framework.
+    /// `(name, weight out x in row-major with zeros where pruned, bias)` per layer with
+    /// weights (conv2d: `out x (in·kh·kw)`, i.e. the `[out, in, kh, kw]` tensor flattened), e.g.
+    /// to build the same network in another framework.
     pub fn dense_weights(&self) -> Vec<(String, Vec<f32>, Option<Vec<f32>>)> {
         self.layers
             .iter()
+            .filter(|l| l.spec.has_weights())
             .map(|l| {
                 let w = l.dense.clone().unwrap_or_else(|| l.csr.to_dense());
                 (l.spec.name().to_string(), w, l.bias.clone())

@@ -68,6 +68,7 @@ pub fn mlp(
                 } else {
                     Activation::Relu
                 },
+                input: None,
             },
             LayerTensors {
                 weight,
@@ -86,6 +87,190 @@ pub fn mlp(
             dataset: "synthetic".to_string(),
             input_shape,
             classes: widths.last().copied().unwrap_or(0),
+            accuracy: None,
+            density_per_layer: Vec::new(),
+            total_density: 1.0,
+            extra,
+        },
+        layers,
+    };
+    model.recompute_densities();
+    model
+}
+
+/// Random kept weights and masks for one layer of `n` weights with `fan_in` inputs per output,
+/// keeping exactly `round(n · density)`, Kaiming-uniform for the kept fan-in.
+fn pruned(rng: &mut ChaCha8Rng, n: usize, fan_in: usize, density: f64) -> (Vec<f32>, Vec<f32>) {
+    let kept = (((n as f64) * density).round() as usize).min(n);
+    let bound = (6.0 / ((fan_in as f64 * density).max(1.0))).sqrt() as f32;
+    let mut weight = vec![0.0f32; n];
+    let mut mask: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0f32..-0.01)).collect();
+    for idx in rand::seq::index::sample(rng, n, kept) {
+        weight[idx] = rng.gen_range(-bound..bound);
+        mask[idx] = rng.gen_range(0.01f32..1.0);
+    }
+    (weight, mask)
+}
+
+/// A small randomly pruned residual convolutional network in the CIFAR ResNet layout, for tests
+/// and benchmarks: input `3 x image_size x image_size`, `base_channels` = C, 10 classes.
+///
+/// | layer | type | shape |
+/// | --- | --- | --- |
+/// | `conv1` | conv2d 3→C, 3x3, stride 1, pad 1, BN folded, ReLU | C x S x S |
+/// | `b1_conv1` | conv2d C→C, 3x3, pad 1, BN folded, ReLU | C x S x S |
+/// | `b1_conv2` | conv2d C→C, 3x3, pad 1, BN folded | C x S x S |
+/// | `b1_add` | add(`b1_conv2`, `conv1`), ReLU (identity shortcut) | C x S x S |
+/// | `b2_conv1` | conv2d C→2C, 3x3, stride 2, pad 1, BN folded, ReLU | 2C x S' x S' |
+/// | `b2_conv2` | conv2d 2C→2C, 3x3, pad 1, BN folded | 2C x S' x S' |
+/// | `b2_proj` | conv2d C→2C, 1x1, stride 2 on `b1_add`, BN folded (projection shortcut) | 2C x S' x S' |
+/// | `b2_add` | add(`b2_conv2`, `b2_proj`), ReLU | 2C x S' x S' |
+/// | `pool1` | avg_pool2d 2x2, stride 2 | 2C x S'/2 x S'/2 |
+/// | `pool2` | max_pool2d 3x3, stride 1, pad 1 | same |
+/// | `gap` | global_avg_pool | 2C |
+/// | `flat` | flatten | 2C |
+/// | `fc` | linear 2C→10 | 10 |
+///
+/// with `S' = ⌊(S − 1)/2⌋ + 1`. Every conv2d and the linear layer keep exactly
+/// `round(N · density)` of their N weights (density = 1 − sparsity_percent/100, clamped as in
+/// [`lenet300`]), Kaiming-uniform for the kept fan-in; each convolution is followed by a random
+/// inference-mode BatchNorm that is folded into its weight and bias with
+/// [`fold_batch_norm`](crate::fold_batch_norm), as an exporter does. `base_channels` and
+/// `image_size` are raised to at least 1 and 3 (the pools need `S' >= 2`). Deterministic for
+/// a given seed. `conv_net(16, 32, ..)` has ResNet-20's first-stage layer shapes
+/// (16 channels at 32x32) and ≈ 8.8 M dense multiply-adds per image.
+pub fn conv_net(
+    base_channels: usize,
+    image_size: usize,
+    sparsity_percent: f64,
+    seed: u64,
+) -> ExportModel {
+    let sp = if sparsity_percent.is_nan() {
+        0.0
+    } else {
+        sparsity_percent.clamp(0.0, 100.0)
+    };
+    let density = 1.0 - sp / 100.0;
+    let c = base_channels.max(1);
+    let s = image_size.max(3);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut layers = Vec::new();
+    let conv = |rng: &mut ChaCha8Rng,
+                name: &str,
+                cin: usize,
+                cout: usize,
+                k: usize,
+                stride: usize,
+                relu: bool,
+                input: Option<&str>| {
+        let (weight, mask) = pruned(rng, cout * cin * k * k, cin * k * k, density);
+        let mut t = LayerTensors {
+            weight,
+            bias: None,
+            mask,
+        };
+        let gamma: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+        let beta: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+        let mean: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+        let var: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+        // cannot fail: one entry per channel, positive variances
+        let _ = crate::spec::fold_batch_norm(&mut t, &gamma, &beta, &mean, &var, 1e-5);
+        (
+            LayerSpec::Conv2d {
+                name: name.to_string(),
+                in_channels: cin,
+                out_channels: cout,
+                kernel: [k, k],
+                stride: [stride, stride],
+                padding: [k / 2, k / 2],
+                bias: true,
+                activation: if relu {
+                    Activation::Relu
+                } else {
+                    Activation::None
+                },
+                input: input.map(str::to_string),
+            },
+            t,
+        )
+    };
+    layers.push(conv(&mut rng, "conv1", 3, c, 3, 1, true, None));
+    layers.push(conv(&mut rng, "b1_conv1", c, c, 3, 1, true, None));
+    layers.push(conv(&mut rng, "b1_conv2", c, c, 3, 1, false, None));
+    let add = |name: &str, a: &str, b: &str| {
+        (
+            LayerSpec::Add {
+                name: name.to_string(),
+                inputs: [a.to_string(), b.to_string()],
+                activation: Activation::Relu,
+            },
+            LayerTensors::default(),
+        )
+    };
+    layers.push(add("b1_add", "b1_conv2", "conv1"));
+    layers.push(conv(&mut rng, "b2_conv1", c, 2 * c, 3, 2, true, None));
+    layers.push(conv(&mut rng, "b2_conv2", 2 * c, 2 * c, 3, 1, false, None));
+    layers.push(conv(
+        &mut rng,
+        "b2_proj",
+        c,
+        2 * c,
+        1,
+        2,
+        false,
+        Some("b1_add"),
+    ));
+    layers.push(add("b2_add", "b2_conv2", "b2_proj"));
+    let plain = |spec: LayerSpec| (spec, LayerTensors::default());
+    layers.push(plain(LayerSpec::AvgPool2d {
+        name: "pool1".into(),
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+        input: None,
+    }));
+    layers.push(plain(LayerSpec::MaxPool2d {
+        name: "pool2".into(),
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        input: None,
+    }));
+    layers.push(plain(LayerSpec::GlobalAvgPool {
+        name: "gap".into(),
+        input: None,
+    }));
+    layers.push(plain(LayerSpec::Flatten {
+        name: "flat".into(),
+        input: None,
+    }));
+    let (weight, mask) = pruned(&mut rng, 10 * 2 * c, 2 * c, density);
+    let bias: Vec<f32> = (0..10).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
+    layers.push((
+        LayerSpec::Linear {
+            name: "fc".into(),
+            in_features: 2 * c,
+            out_features: 10,
+            bias: true,
+            activation: Activation::None,
+            input: None,
+        },
+        LayerTensors {
+            weight,
+            bias: Some(bias),
+            mask,
+        },
+    ));
+    let mut extra = BTreeMap::new();
+    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
+    extra.insert("seed".to_string(), seed.to_string());
+    extra.insert("sparsity_percent".to_string(), sp.to_string());
+    let mut model = ExportModel {
+        meta: ExportMeta {
+            architecture: format!("conv_net_c{c}_s{s}"),
+            dataset: "synthetic".to_string(),
+            input_shape: vec![3, s, s],
+            classes: 10,
             accuracy: None,
             density_per_layer: Vec::new(),
             total_density: 1.0,

@@ -427,10 +427,10 @@ fn unsupported_format_or_layer_type() {
         &f.sparse,
         &f.out,
         |r| {
-            let layers = r.meta.as_ref().unwrap()["layers"].replacen("\"linear\"", "\"conv2d\"", 1);
+            let layers = r.meta.as_ref().unwrap()["layers"].replacen("\"linear\"", "\"lstm\"", 1);
             r.set_meta("layers", &layers);
         },
-        &["layer 0 has type 'conv2d', which this runtime does not support"],
+        &["layer 0 has type 'lstm', which this runtime does not support"],
     );
     assert!(matches!(err, SparseError::Unsupported { .. }));
 }

@@ -103,6 +103,7 @@ pub fn tiny() -> ExportModel {
                     out_features: 3,
                     bias: true,
                     activation: Activation::Relu,
+                    input: None,
                 },
                 LayerTensors {
                     weight: fc1_w,
@@ -117,6 +118,7 @@ pub fn tiny() -> ExportModel {
                     out_features: 2,
                     bias: false,
                     activation: Activation::None,
+                    input: None,
                 },
                 LayerTensors {
                     weight: fc2_w,

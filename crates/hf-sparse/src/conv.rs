@@ -1,0 +1,478 @@
+//! Convolution, pooling and residual-add kernels, on batch-major `N x C x H x W` tensors (each
+//! example's `C x H x W` values contiguous, row-major).
+//!
+//! * **sparse, direct** ([`SparseConv::Direct`], the default): one CSR row per output channel
+//!   over the flattened `in·kh·kw` weight; every nonzero `(c, dy, dx)` adds `w ·` (the input
+//!   plane `c` shifted by `(dy, dx)`) into the output plane, one contiguous axpy per output row
+//!   over the valid output columns (stride 1; stride 2 reads every other input). The output
+//!   plane stays in L1, no im2col buffer is written, and pruned weights cost nothing.
+//! * **sparse, CSR × im2col** ([`SparseConv::Im2col`]): unfolds the input into the
+//!   `in·kh·kw x H_out·W_out` patch matrix once per example, then each nonzero is one axpy of a
+//!   whole patch row. Kept for comparison: writing the patch matrix costs `9·C·H·W` stores per
+//!   3x3 layer, more than all the multiply-adds at 90–98% sparsity.
+//! * **dense**: im2col (skipped for 1x1, stride 1, no padding) + `matrixmultiply::sgemm`.
+//!
+//! Threads: across examples when the batch is large enough, else across output channels
+//! (nnz-balanced), only above [`PAR_MIN_WORK`](crate::PAR_MIN_WORK) multiply-adds per call.
+
+use crate::graph::Geom;
+use crate::kernels::{split_by_bounds, Csr, Exec, Isa};
+use crate::Activation;
+use rayon::prelude::*;
+
+/// Which kernel the sparse path runs for convolutions (see
+/// [`Model::with_sparse_conv`](crate::Model::with_sparse_conv)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SparseConv {
+    /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
+    /// plane (no unfolding). The default: fastest measured at 90–98% sparsity.
+    #[default]
+    Direct,
+    /// CSR × im2col: unfold the input into the patch matrix, then each nonzero adds one patch
+    /// row.
+    Im2col,
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+#[inline(always)]
+fn axpy<const FMA: bool>(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y = madd::<FMA>(a, *x, *y);
+    }
+}
+
+#[inline(always)]
+fn finish(act: Activation, y: &mut [f32]) {
+    if act == Activation::Relu {
+        for v in y {
+            *v = v.max(0.0);
+        }
+    }
+}
+
+/// Output channels `o0..` (as many as `y` holds planes) of one example, direct sparse.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn direct_body<const FMA: bool>(
+    g: &Geom,
+    a: &Csr,
+    o0: usize,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let plane = g.ho * g.wo;
+    let khw = g.kh * g.kw;
+    let hw = g.h * g.w;
+    for (oi, yp) in y.chunks_exact_mut(plane).enumerate() {
+        let o = o0 + oi;
+        yp.fill(bias.map_or(0.0, |b| b[o]));
+        for k in a.row_ptr[o]..a.row_ptr[o + 1] {
+            let col = a.col_idx[k] as usize;
+            let v = a.values[k];
+            let c = col / khw;
+            let r = col - c * khw;
+            let dy = r / g.kw;
+            let dx = r - dy * g.kw;
+            let (oy0, oy1) = Geom::valid_range(g.ho, g.h, g.sh, g.ph, dy);
+            let (ox0, ox1) = Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx);
+            if ox0 >= ox1 {
+                continue;
+            }
+            let xp = &x[c * hw..(c + 1) * hw];
+            let ix0 = ox0 * g.sw + dx - g.pw;
+            let n = ox1 - ox0;
+            for oy in oy0..oy1 {
+                let iy = oy * g.sh + dy - g.ph;
+                let xr = &xp[iy * g.w + ix0..(iy + 1) * g.w];
+                let yr = &mut yp[oy * g.wo + ox0..oy * g.wo + ox1];
+                if g.sw == 1 {
+                    axpy::<FMA>(v, &xr[..n], yr);
+                } else {
+                    for (yv, xv) in yr.iter_mut().zip(xr.iter().step_by(g.sw)) {
+                        *yv = madd::<FMA>(v, *xv, *yv);
+                    }
+                }
+            }
+        }
+        finish(act, yp);
+    }
+}
+
+/// Unfolds one example `x` (`c x h x w`) into `col` (`c·kh·kw x ho·wo`), zeros where the
+/// window hangs over the padding.
+fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
+    let plane = g.ho * g.wo;
+    let hw = g.h * g.w;
+    for c in 0..g.c {
+        let xp = &x[c * hw..(c + 1) * hw];
+        for dy in 0..g.kh {
+            let (oy0, oy1) = Geom::valid_range(g.ho, g.h, g.sh, g.ph, dy);
+            for dx in 0..g.kw {
+                let (ox0, ox1) = Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx);
+                let row = (c * g.kh + dy) * g.kw + dx;
+                let dst = &mut col[row * plane..(row + 1) * plane];
+                if oy0 > 0 || oy1 < g.ho || ox0 > 0 || ox1 < g.wo {
+                    dst.fill(0.0);
+                }
+                if ox0 >= ox1 {
+                    continue;
+                }
+                let ix0 = ox0 * g.sw + dx - g.pw;
+                for oy in oy0..oy1 {
+                    let iy = oy * g.sh + dy - g.ph;
+                    let xr = &xp[iy * g.w + ix0..(iy + 1) * g.w];
+                    let dr = &mut dst[oy * g.wo + ox0..oy * g.wo + ox1];
+                    if g.sw == 1 {
+                        dr.copy_from_slice(&xr[..ox1 - ox0]);
+                    } else {
+                        for (d, s) in dr.iter_mut().zip(xr.iter().step_by(g.sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the patch matrix is the input itself (1x1 kernel, stride 1, no padding).
+fn is_pointwise(g: &Geom) -> bool {
+    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
+}
+
+/// Output channels `o0..` of one example from its patch matrix, sparse.
+#[inline(always)]
+fn im2col_sparse_body<const FMA: bool>(
+    plane: usize,
+    a: &Csr,
+    o0: usize,
+    col: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    for (oi, yp) in y.chunks_exact_mut(plane).enumerate() {
+        let o = o0 + oi;
+        yp.fill(bias.map_or(0.0, |b| b[o]));
+        for k in a.row_ptr[o]..a.row_ptr[o + 1] {
+            let c = a.col_idx[k] as usize;
+            axpy::<FMA>(a.values[k], &col[c * plane..(c + 1) * plane], yp);
+        }
+        finish(act, yp);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_avx2(
+    g: &Geom,
+    a: &Csr,
+    o0: usize,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    direct_body::<true>(g, a, o0, x, bias, act, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn im2col_sparse_avx2(
+    plane: usize,
+    a: &Csr,
+    o0: usize,
+    col: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    im2col_sparse_body::<true>(plane, a, o0, col, bias, act, y)
+}
+
+/// Sparse rows `o0..` of one example, given either the example (direct) or its patch matrix.
+#[allow(clippy::too_many_arguments)]
+fn sparse_rows(
+    isa: Isa,
+    algo: SparseConv,
+    g: &Geom,
+    a: &Csr,
+    o0: usize,
+    x_or_col: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let plane = g.ho * g.wo;
+    match (algo, isa) {
+        (SparseConv::Direct, Isa::Generic) => {
+            direct_body::<false>(g, a, o0, x_or_col, bias, act, y)
+        }
+        (SparseConv::Im2col, Isa::Generic) => {
+            im2col_sparse_body::<false>(plane, a, o0, x_or_col, bias, act, y)
+        }
+        // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
+        #[cfg(target_arch = "x86_64")]
+        (SparseConv::Direct, Isa::Avx2Fma) => unsafe {
+            direct_avx2(g, a, o0, x_or_col, bias, act, y)
+        },
+        #[cfg(target_arch = "x86_64")]
+        (SparseConv::Im2col, Isa::Avx2Fma) => unsafe {
+            im2col_sparse_avx2(plane, a, o0, x_or_col, bias, act, y)
+        },
+    }
+}
+
+/// Runs `per_example(x_example, y_example, scratch)` over the batch, split across threads when
+/// `pieces > 1` (each thread gets its own scratch of `scratch_len` floats).
+fn over_examples<F>(
+    pieces: usize,
+    x: &[f32],
+    in_len: usize,
+    y: &mut [f32],
+    out_len: usize,
+    scratch_len: usize,
+    per_example: F,
+) where
+    F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync,
+{
+    let batch = y.len() / out_len.max(1);
+    if pieces <= 1 {
+        let mut scratch = vec![0.0f32; scratch_len];
+        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+            per_example(xe, ye, &mut scratch);
+        }
+        return;
+    }
+    let per = batch.div_ceil(pieces);
+    y.par_chunks_mut(per * out_len)
+        .zip(x.par_chunks(per * in_len))
+        .for_each(|(yc, xc)| {
+            let mut scratch = vec![0.0f32; scratch_len];
+            for (xe, ye) in xc.chunks_exact(in_len).zip(yc.chunks_exact_mut(out_len)) {
+                per_example(xe, ye, &mut scratch);
+            }
+        });
+}
+
+/// Sparse convolution `y = act(conv(x, A) + b)` over a batch: `x` is `batch x (c·h·w)`,
+/// `y` is `batch x (a.rows·ho·wo)`, `a` is `out x (c·kh·kw)` CSR.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_sparse(
+    exec: Exec,
+    algo: SparseConv,
+    g: &Geom,
+    a: &Csr,
+    x: &[f32],
+    batch: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let plane = g.ho * g.wo;
+    let in_len = g.c * g.h * g.w;
+    let out_len = a.rows * plane;
+    debug_assert_eq!(a.cols, g.c * g.kh * g.kw);
+    debug_assert_eq!(x.len(), batch * in_len);
+    debug_assert_eq!(y.len(), batch * out_len);
+    if batch == 0 || out_len == 0 {
+        return;
+    }
+    let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
+    let col_len = if unfold { a.cols * plane } else { 0 };
+    let work = a.nnz().saturating_mul(plane).saturating_mul(batch);
+    let pieces = exec.pieces(work, batch.max(a.rows));
+    if pieces > 1 && batch < pieces {
+        // few examples: split each one's output channels
+        let bounds = a.balanced_row_splits(pieces);
+        let mut col = vec![0.0f32; col_len];
+        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+            let src: &[f32] = if unfold {
+                im2col(g, xe, &mut col);
+                &col
+            } else {
+                xe
+            };
+            split_by_bounds(ye, &bounds, plane)
+                .into_par_iter()
+                .for_each(|(o0, ych)| sparse_rows(exec.isa, algo, g, a, o0, src, bias, act, ych));
+        }
+        return;
+    }
+    over_examples(pieces, x, in_len, y, out_len, col_len, |xe, ye, col| {
+        let src: &[f32] = if unfold {
+            im2col(g, xe, col);
+            col
+        } else {
+            xe
+        };
+        sparse_rows(exec.isa, algo, g, a, 0, src, bias, act, ye);
+    });
+}
+
+/// `y[rows] = act(W[rows] · col + b[rows])` for one example: `w` holds the rows' weights
+/// (`rows x k`), `col` is `k x plane`, `y` is `rows x plane`.
+fn gemm_rows(
+    w: &[f32],
+    k: usize,
+    col: &[f32],
+    plane: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let rows = y.len() / plane.max(1);
+    for (r, yr) in y.chunks_exact_mut(plane).enumerate() {
+        yr.fill(bias.map_or(0.0, |b| b[r]));
+    }
+    if k > 0 && rows > 0 && plane > 0 {
+        // SAFETY: `w` is rows x k, `col` is k x plane, `y` is rows x plane, all row-major and
+        // of those lengths (checked by the callers); `y` aliases neither input.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                plane,
+                1.0,
+                w.as_ptr(),
+                k as isize,
+                1,
+                col.as_ptr(),
+                plane as isize,
+                1,
+                1.0,
+                y.as_mut_ptr(),
+                plane as isize,
+                1,
+            );
+        }
+    }
+    finish(act, y);
+}
+
+/// Dense convolution over a batch (im2col + sgemm): `w` is `out x (c·kh·kw)` row-major,
+/// shapes as in [`conv_sparse`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_dense(
+    exec: Exec,
+    g: &Geom,
+    w: &[f32],
+    out: usize,
+    x: &[f32],
+    batch: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let plane = g.ho * g.wo;
+    let k = g.c * g.kh * g.kw;
+    let in_len = g.c * g.h * g.w;
+    let out_len = out * plane;
+    debug_assert_eq!(w.len(), out * k);
+    debug_assert_eq!(x.len(), batch * in_len);
+    debug_assert_eq!(y.len(), batch * out_len);
+    if batch == 0 || out_len == 0 {
+        return;
+    }
+    let unfold = !is_pointwise(g);
+    let col_len = if unfold { k * plane } else { 0 };
+    let work = out
+        .saturating_mul(k)
+        .saturating_mul(plane)
+        .saturating_mul(batch);
+    let pieces = exec.pieces(work, batch.max(out));
+    if pieces > 1 && batch < pieces {
+        let per = out.div_ceil(pieces);
+        let mut col = vec![0.0f32; col_len];
+        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+            let src: &[f32] = if unfold {
+                im2col(g, xe, &mut col);
+                &col
+            } else {
+                xe
+            };
+            ye.par_chunks_mut(per * plane)
+                .enumerate()
+                .for_each(|(p, ych)| {
+                    let r0 = p * per;
+                    let rows = ych.len() / plane;
+                    gemm_rows(
+                        &w[r0 * k..(r0 + rows) * k],
+                        k,
+                        src,
+                        plane,
+                        bias.map(|b| &b[r0..r0 + rows]),
+                        act,
+                        ych,
+                    );
+                });
+        }
+        return;
+    }
+    over_examples(pieces, x, in_len, y, out_len, col_len, |xe, ye, col| {
+        let src: &[f32] = if unfold {
+            im2col(g, xe, col);
+            col
+        } else {
+            xe
+        };
+        gemm_rows(w, k, src, plane, bias, act, ye);
+    });
+}
+
+/// Max (`max = true`) or average pooling (divisor `kh·kw`, padding counted) of a batch.
+pub(crate) fn pool(g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
+    let hw = g.h * g.w;
+    let plane = g.ho * g.wo;
+    let inv = 1.0 / (g.kh * g.kw) as f32;
+    for (xp, yp) in x.chunks_exact(hw).zip(y.chunks_exact_mut(plane)) {
+        for oy in 0..g.ho {
+            // input rows oy·sh − ph + (0..kh), clipped
+            let top = oy * g.sh;
+            let y0 = top.saturating_sub(g.ph);
+            let y1 = (top + g.kh).saturating_sub(g.ph).min(g.h);
+            for ox in 0..g.wo {
+                let left = ox * g.sw;
+                let x0 = left.saturating_sub(g.pw);
+                let x1 = (left + g.kw).saturating_sub(g.pw).min(g.w);
+                let mut acc = if max { f32::NEG_INFINITY } else { 0.0 };
+                for iy in y0..y1 {
+                    for v in &xp[iy * g.w + x0..iy * g.w + x1] {
+                        if max {
+                            acc = acc.max(*v);
+                        } else {
+                            acc += *v;
+                        }
+                    }
+                }
+                yp[oy * g.wo + ox] = if max { acc } else { acc * inv };
+            }
+        }
+    }
+}
+
+/// Mean of each `plane`-sized run of `x` into one value of `y`.
+pub(crate) fn global_avg_pool(plane: usize, x: &[f32], y: &mut [f32]) {
+    let inv = 1.0 / plane.max(1) as f32;
+    for (xp, out) in x.chunks_exact(plane).zip(y.iter_mut()) {
+        *out = xp.iter().sum::<f32>() * inv;
+    }
+}
+
+/// `y = act(a + b)` elementwise.
+pub(crate) fn add(a: &[f32], b: &[f32], act: Activation, y: &mut [f32]) {
+    for ((y, a), b) in y.iter_mut().zip(a).zip(b) {
+        *y = act.apply(*a + *b);
+    }
+}
