@@ -131,6 +131,24 @@ impl MaskedCsr {
     }
 }
 
+/// Writes the dense effective weight `out = w ⊙ [m >= 0]` in one pass and returns the number of
+/// present weights (the dense path's replacement for three tensor ops).
+pub fn gate_into(w: &[f32], m: &[f32], out: &mut [f32]) -> usize {
+    assert!(w.len() == m.len() && m.len() == out.len());
+    out.par_chunks_mut(64 * 1024)
+        .zip(w.par_chunks(64 * 1024).zip(m.par_chunks(64 * 1024)))
+        .map(|(o, (w, m))| {
+            let mut present = 0usize;
+            for ((o, &w), &m) in o.iter_mut().zip(w).zip(m) {
+                let keep = m >= 0.0;
+                *o = if keep { w } else { 0.0 };
+                present += keep as usize;
+            }
+            present
+        })
+        .sum()
+}
+
 struct SendPtr(*mut f32);
 // SAFETY: used only for disjoint writes (see `backward_input`).
 unsafe impl Sync for SendPtr {}
@@ -204,6 +222,15 @@ mod tests {
             check(3, 200, 1, d, 10 + i as u64);
             check(33, 1, 64, d, 20 + i as u64);
         }
+    }
+
+    #[test]
+    fn gate_into_zeroes_pruned_and_counts_present() {
+        let w = vec![1.0, -2.0, 3.0, 4.0, 5.0];
+        let m = vec![0.0, -0.1, 0.2, -3.0, 1.0];
+        let mut out = vec![9.0; 5];
+        assert_eq!(gate_into(&w, &m, &mut out), 3);
+        assert_eq!(out, vec![1.0, 0.0, 3.0, 0.0, 5.0]);
     }
 
     #[test]

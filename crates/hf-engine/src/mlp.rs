@@ -5,7 +5,7 @@ use crate::loss;
 use crate::masked::MaskedWeight;
 use crate::network::{Grads, Network, Param};
 use crate::optim;
-use hf_core::masked_csr::MaskedCsr;
+use hf_core::masked_csr::{self, MaskedCsr};
 use std::sync::Mutex;
 use tch::{Device, Kind, Tensor};
 
@@ -92,6 +92,18 @@ impl Mlp {
                 csr.rebuild(w, m, rows, cols);
                 *dens = csr.nnz() as f64 / (rows * cols) as f64;
                 eff.push(None);
+            } else if cpu && optim::cpu_f32(&[&mw.w, &mw.m]) {
+                let e = Tensor::empty([rows as i64, cols as i64], (Kind::Float, Device::Cpu));
+                // SAFETY: w and m only read; e is a fresh contiguous tensor.
+                let present = unsafe {
+                    masked_csr::gate_into(
+                        optim::slice_mut(&mw.w),
+                        optim::slice_mut(&mw.m),
+                        optim::slice_mut(&e),
+                    )
+                };
+                *dens = present as f64 / (rows * cols) as f64;
+                eff.push(Some(e));
             } else {
                 let gate = mw.m.ge(0.0);
                 *dens = gate.sum(Kind::Int64).int64_value(&[]) as f64 / (rows * cols) as f64;
@@ -229,6 +241,7 @@ impl Network for Mlp {
                         } else {
                             hf_sparse::Activation::Relu
                         },
+                        input: None,
                     };
                     let t = hf_sparse::LayerTensors {
                         weight: crate::network::to_vec_f32(&mw.effective()),

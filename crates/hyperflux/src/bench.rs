@@ -5,7 +5,7 @@
 use crate::cli::BenchArgs;
 use anyhow::Result;
 use hf_core::update::OptimKind;
-use hf_engine::network;
+use hf_engine::network::Network;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -27,13 +27,17 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             anyhow::bail!("--densities: {d} is not a density in (0, 100]");
         }
         tch::manual_seed(0);
-        let mut net = network::build("lenet300", [1, 28, 28], 10, (0.2, 0.5), dev)?;
+        let mut net =
+            hf_engine::mlp::Mlp::new("lenet300", [1, 28, 28], &[300, 100], 10, (0.2, 0.5), dev);
+        if a.dense_products {
+            net.set_sparse_below(0.0);
+        }
         for mw in net.masked_mut() {
             let keep = Tensor::rand(mw.m.size(), (Kind::Float, dev)).lt(d / 100.0);
             let m = mw.m.where_scalarother(&keep, -0.3);
             mw.m = m;
         }
-        let mut opt = HyperfluxOptim::new(net.as_ref(), OptimKind::adam(), 0.0, 0.25);
+        let mut opt = HyperfluxOptim::new(&net, OptimKind::adam(), 0.0, 0.25);
         let x = Tensor::randn([a.batch_size as i64, 1, 28, 28], (Kind::Float, dev));
         let y = Tensor::randint(10, [a.batch_size as i64], (Kind::Int64, dev));
         let s = StepSettings {
@@ -45,13 +49,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         // Long warm-up: optimizer state of pruned weights reaches its steady state (flushed
         // moments) only after several hundred steps, as in a real run.
         for _ in 0..a.warmup {
-            opt.step(net.as_mut(), &x, &y, 0.1, &s, None);
+            opt.step(&mut net, &x, &y, 0.1, &s, None);
         }
         let mut rates = Vec::new();
         for _ in 0..a.runs {
             let t = Instant::now();
             for _ in 0..a.steps {
-                opt.step(net.as_mut(), &x, &y, 0.1, &s, None);
+                opt.step(&mut net, &x, &y, 0.1, &s, None);
             }
             rates.push(a.steps as f64 / t.elapsed().as_secs_f64());
         }

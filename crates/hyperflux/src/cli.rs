@@ -214,6 +214,10 @@ pub struct BenchArgs {
     /// Untimed warm-up steps before the runs.
     #[arg(long, default_value_t = 1000)]
     pub warmup: usize,
+    /// Use dense GEMMs for every product (turn off the sparse forward/input-gradient kernels),
+    /// to see what they bring.
+    #[arg(long)]
+    pub dense_products: bool,
     /// libtorch CPU threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
