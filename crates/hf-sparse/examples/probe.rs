@@ -1,5 +1,6 @@
 //! Runs one configuration in a loop and prints the best per-call time (for profilers and
-//! quick A/B checks): `probe SPARSITY BATCH sparse|dense ITERS [PAR_MIN_WORK]`.
+//! quick A/B checks): `probe SPARSITY BATCH sparse|dense ITERS [PAR_MIN_WORK] [lenet|conv]`
+//! (`conv` = `synthetic::conv_net(16, 32, ..)`).
 
 use hf_sparse::{bench::InferBench, synthetic, Format, Model};
 use std::time::Instant;
@@ -16,7 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let par: usize = args
         .get(5)
         .map_or(Ok(hf_sparse::PAR_MIN_WORK), |s| s.parse())?;
-    let model = Model::from_export(&synthetic::lenet300(sp, 7))?.with_par_min_work(par);
+    let net = match args.get(6).map(String::as_str) {
+        Some("conv") => synthetic::conv_net(16, 32, sp, 7),
+        _ => synthetic::lenet300(sp, 7),
+    };
+    let model = Model::from_export(&net)?.with_par_min_work(par);
     let b = InferBench::new(&model, batch, 1);
     // minimum over samples: robust against other processes on a shared machine
     let per_sample = (iters / 200).max(1);

@@ -17,6 +17,7 @@
 
 use crate::graph::Geom;
 use crate::kernels::{split_by_bounds, Csr, Exec, Isa};
+use crate::model::with_scratch;
 use crate::Activation;
 use rayon::prelude::*;
 
@@ -121,17 +122,20 @@ fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
                 let (ox0, ox1) = Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx);
                 let row = (c * g.kh + dy) * g.kw + dx;
                 let dst = &mut col[row * plane..(row + 1) * plane];
-                if oy0 > 0 || oy1 < g.ho || ox0 > 0 || ox1 < g.wo {
-                    dst.fill(0.0);
-                }
                 if ox0 >= ox1 {
+                    dst.fill(0.0);
                     continue;
                 }
+                dst[..oy0 * g.wo].fill(0.0);
+                dst[oy1 * g.wo..].fill(0.0);
                 let ix0 = ox0 * g.sw + dx - g.pw;
                 for oy in oy0..oy1 {
                     let iy = oy * g.sh + dy - g.ph;
                     let xr = &xp[iy * g.w + ix0..(iy + 1) * g.w];
-                    let dr = &mut dst[oy * g.wo + ox0..oy * g.wo + ox1];
+                    let dr = &mut dst[oy * g.wo..(oy + 1) * g.wo];
+                    dr[..ox0].fill(0.0);
+                    dr[ox1..].fill(0.0);
+                    let dr = &mut dr[ox0..ox1];
                     if g.sw == 1 {
                         dr.copy_from_slice(&xr[..ox1 - ox0]);
                     } else {
@@ -248,22 +252,21 @@ fn over_examples<F>(
     F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync,
 {
     let batch = y.len() / out_len.max(1);
+    let run = |xc: &[f32], yc: &mut [f32]| {
+        with_scratch(scratch_len, |scratch| {
+            for (xe, ye) in xc.chunks_exact(in_len).zip(yc.chunks_exact_mut(out_len)) {
+                per_example(xe, ye, scratch);
+            }
+        })
+    };
     if pieces <= 1 {
-        let mut scratch = vec![0.0f32; scratch_len];
-        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-            per_example(xe, ye, &mut scratch);
-        }
+        run(x, y);
         return;
     }
     let per = batch.div_ceil(pieces);
     y.par_chunks_mut(per * out_len)
         .zip(x.par_chunks(per * in_len))
-        .for_each(|(yc, xc)| {
-            let mut scratch = vec![0.0f32; scratch_len];
-            for (xe, ye) in xc.chunks_exact(in_len).zip(yc.chunks_exact_mut(out_len)) {
-                per_example(xe, ye, &mut scratch);
-            }
-        });
+        .for_each(|(yc, xc)| run(xc, yc));
 }
 
 /// Sparse convolution `y = act(conv(x, A) + b)` over a batch: `x` is `batch x (c·h·w)`,
@@ -296,18 +299,21 @@ pub(crate) fn conv_sparse(
     if pieces > 1 && batch < pieces {
         // few examples: split each one's output channels
         let bounds = a.balanced_row_splits(pieces);
-        let mut col = vec![0.0f32; col_len];
-        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-            let src: &[f32] = if unfold {
-                im2col(g, xe, &mut col);
-                &col
-            } else {
-                xe
-            };
-            split_by_bounds(ye, &bounds, plane)
-                .into_par_iter()
-                .for_each(|(o0, ych)| sparse_rows(exec.isa, algo, g, a, o0, src, bias, act, ych));
-        }
+        with_scratch(col_len, |col| {
+            for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
+                let src: &[f32] = if unfold {
+                    im2col(g, xe, col);
+                    col
+                } else {
+                    xe
+                };
+                split_by_bounds(ye, &bounds, plane)
+                    .into_par_iter()
+                    .for_each(|(o0, ych)| {
+                        sparse_rows(exec.isa, algo, g, a, o0, src, bias, act, ych)
+                    });
+            }
+        });
         return;
     }
     over_examples(pieces, x, in_len, y, out_len, col_len, |xe, ye, col| {
@@ -361,6 +367,71 @@ fn gemm_rows(
     finish(act, y);
 }
 
+/// A raw output pointer shared by threads that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: only used where threads write disjoint column ranges (see `conv_dense`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer `off` floats further (a method, so closures capture the whole `Send` value).
+    fn at(self, off: usize) -> *mut f32 {
+        self.0.wrapping_add(off)
+    }
+}
+
+/// Columns `n0..n0 + n` of one example's `y = act(W · col + b)` (`y` is `out x plane` at
+/// `y`, `col` is `k x plane`).
+///
+/// # Safety
+/// `y` must point at `out · plane` writable floats that no other thread touches in these
+/// columns; `w` is `out x k`, `col` is `k x plane`, `n0 + n <= plane`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_cols(
+    w: &[f32],
+    out: usize,
+    k: usize,
+    col: &[f32],
+    plane: usize,
+    n0: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: *mut f32,
+) {
+    for r in 0..out {
+        let row = std::slice::from_raw_parts_mut(y.add(r * plane + n0), n);
+        row.fill(bias.map_or(0.0, |b| b[r]));
+    }
+    if k > 0 && n > 0 {
+        matrixmultiply::sgemm(
+            out,
+            k,
+            n,
+            1.0,
+            w.as_ptr(),
+            k as isize,
+            1,
+            col.as_ptr().add(n0),
+            plane as isize,
+            1,
+            1.0,
+            y.add(n0),
+            plane as isize,
+            1,
+        );
+    }
+    if act == Activation::Relu {
+        for r in 0..out {
+            finish(
+                act,
+                std::slice::from_raw_parts_mut(y.add(r * plane + n0), n),
+            );
+        }
+    }
+}
+
 /// Dense convolution over a batch (im2col + sgemm): `w` is `out x (c·kh·kw)` row-major,
 /// shapes as in [`conv_sparse`].
 #[allow(clippy::too_many_arguments)]
@@ -393,31 +464,29 @@ pub(crate) fn conv_dense(
         .saturating_mul(batch);
     let pieces = exec.pieces(work, batch.max(out));
     if pieces > 1 && batch < pieces {
-        let per = out.div_ceil(pieces);
-        let mut col = vec![0.0f32; col_len];
-        for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-            let src: &[f32] = if unfold {
-                im2col(g, xe, &mut col);
-                &col
-            } else {
-                xe
-            };
-            ye.par_chunks_mut(per * plane)
-                .enumerate()
-                .for_each(|(p, ych)| {
-                    let r0 = p * per;
-                    let rows = ych.len() / plane;
-                    gemm_rows(
-                        &w[r0 * k..(r0 + rows) * k],
-                        k,
-                        src,
-                        plane,
-                        bias.map(|b| &b[r0..r0 + rows]),
-                        act,
-                        ych,
-                    );
+        // few examples: split each one's output positions (columns of the patch matrix), so
+        // that no two threads pack the same part of it
+        let per = plane.div_ceil(pieces);
+        let yp = SharedOut(y.as_mut_ptr());
+        with_scratch(col_len, |col| {
+            for (e, xe) in x.chunks_exact(in_len).enumerate() {
+                let src: &[f32] = if unfold {
+                    im2col(g, xe, col);
+                    col
+                } else {
+                    xe
+                };
+                (0..plane.div_ceil(per)).into_par_iter().for_each(|p| {
+                    let n0 = p * per;
+                    let n = per.min(plane - n0);
+                    // SAFETY: pieces write the disjoint column ranges n0..n0+n of example e's
+                    // `out x plane` output, which lies inside `y`.
+                    unsafe {
+                        gemm_cols(w, out, k, src, plane, n0, n, bias, act, yp.at(e * out_len))
+                    };
                 });
-        }
+            }
+        });
         return;
     }
     over_examples(pieces, x, in_len, y, out_len, col_len, |xe, ye, col| {
@@ -433,30 +502,52 @@ pub(crate) fn conv_dense(
 
 /// Max (`max = true`) or average pooling (divisor `kh·kw`, padding counted) of a batch.
 pub(crate) fn pool(g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
+    if max {
+        pool_rows::<true>(g, x, y)
+    } else {
+        pool_rows::<false>(g, x, y)
+    }
+}
+
+/// Pooling row by row: each output row combines its window's input rows, one contiguous
+/// (stride 1) pass per window column over the valid output columns.
+fn pool_rows<const MAX: bool>(g: &Geom, x: &[f32], y: &mut [f32]) {
     let hw = g.h * g.w;
     let plane = g.ho * g.wo;
     let inv = 1.0 / (g.kh * g.kw) as f32;
+    let ranges: Vec<(usize, usize)> = (0..g.kw)
+        .map(|dx| Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx))
+        .collect();
     for (xp, yp) in x.chunks_exact(hw).zip(y.chunks_exact_mut(plane)) {
-        for oy in 0..g.ho {
+        for (oy, yr) in yp.chunks_exact_mut(g.wo).enumerate() {
+            yr.fill(if MAX { f32::NEG_INFINITY } else { 0.0 });
             // input rows oy·sh − ph + (0..kh), clipped
             let top = oy * g.sh;
             let y0 = top.saturating_sub(g.ph);
             let y1 = (top + g.kh).saturating_sub(g.ph).min(g.h);
-            for ox in 0..g.wo {
-                let left = ox * g.sw;
-                let x0 = left.saturating_sub(g.pw);
-                let x1 = (left + g.kw).saturating_sub(g.pw).min(g.w);
-                let mut acc = if max { f32::NEG_INFINITY } else { 0.0 };
-                for iy in y0..y1 {
-                    for v in &xp[iy * g.w + x0..iy * g.w + x1] {
-                        if max {
-                            acc = acc.max(*v);
-                        } else {
-                            acc += *v;
+            for iy in y0..y1 {
+                let xr = &xp[iy * g.w..(iy + 1) * g.w];
+                for (dx, &(ox0, ox1)) in ranges.iter().enumerate() {
+                    if ox0 >= ox1 {
+                        continue;
+                    }
+                    let ix0 = ox0 * g.sw + dx - g.pw;
+                    let dst = &mut yr[ox0..ox1];
+                    if g.sw == 1 {
+                        for (d, s) in dst.iter_mut().zip(&xr[ix0..]) {
+                            *d = if MAX { d.max(*s) } else { *d + *s };
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(xr[ix0..].iter().step_by(g.sw)) {
+                            *d = if MAX { d.max(*s) } else { *d + *s };
                         }
                     }
                 }
-                yp[oy * g.wo + ox] = if max { acc } else { acc * inv };
+            }
+            if !MAX {
+                for v in yr.iter_mut() {
+                    *v *= inv;
+                }
             }
         }
     }

@@ -291,11 +291,20 @@ impl Model {
         }
         last_use[n] = usize::MAX;
         let mut bufs: Vec<Option<Vec<f32>>> = vec![None; n + 1];
-        let mut pool: Vec<Vec<f32>> = Vec::new();
+        // buffers from earlier calls on this thread (re-entrant calls just start empty)
+        let mut pool: Vec<Vec<f32>> = GRAPH_BUFS
+            .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
+            .unwrap_or_default();
         for (i, (l, node)) in self.layers.iter().zip(&self.plan.nodes).enumerate() {
-            let mut out = pool.pop().unwrap_or_default();
-            out.clear();
-            out.resize(node.out.len() * batch, 0.0);
+            let len = node.out.len() * batch;
+            // the largest free buffer; every kernel overwrites its whole output, so a reused
+            // buffer is only grown, never cleared
+            let best = (0..pool.len()).max_by_key(|&k| pool[k].capacity());
+            let mut out = best.map(|k| pool.swap_remove(k)).unwrap_or_default();
+            if out.len() < len {
+                out.resize(len, 0.0);
+            }
+            out.truncate(len);
             {
                 let get = |slot: usize| -> &[f32] {
                     if slot == 0 {
@@ -322,7 +331,18 @@ impl Model {
                 }
             }
         }
-        bufs[n].take().unwrap_or_default()
+        let result = bufs[n].take().unwrap_or_default();
+        pool.extend(bufs.into_iter().flatten());
+        let kept: usize = pool.iter().map(|b| b.capacity()).sum();
+        if kept <= GRAPH_KEEP {
+            let _ = GRAPH_BUFS.try_with(|c| {
+                let mut slot = c.borrow_mut();
+                if slot.is_empty() {
+                    *slot = pool;
+                }
+            });
+        }
+        result
     }
 
     /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch.
@@ -521,15 +541,20 @@ fn argmax(row: &[f32]) -> usize {
 /// Scratch buffers larger than this (in f32s) are not kept between calls.
 const SCRATCH_KEEP: usize = 1 << 22;
 
+/// Graph-path tensor buffers (in f32s, all together) larger than this are not kept between
+/// calls.
+const GRAPH_KEEP: usize = 1 << 23;
+
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static GRAPH_BUFS: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on a per-thread scratch buffer of at least `n` floats (contents unspecified), so
 /// a forward pass allocates nothing but its result. The buffer is taken out of the
 /// thread-local slot for the call, so a re-entrant call (a rayon worker running another
 /// `forward` while it waits) simply gets a fresh one.
-fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(crate) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     let mut v = SCRATCH
         .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
         .unwrap_or_default();

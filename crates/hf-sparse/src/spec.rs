@@ -458,7 +458,7 @@ pub fn fold_batch_norm(
             var.len()
         ));
     }
-    if out == 0 || tensors.weight.len() % out != 0 {
+    if out == 0 || !tensors.weight.len().is_multiple_of(out) {
         return Err(format!(
             "weight has {} values, not a whole number of rows for {out} channels",
             tensors.weight.len()

@@ -380,12 +380,12 @@ pub(crate) fn meta_fields(meta: &ExportMeta) -> Result<(), String> {
     Ok(())
 }
 
+/// What [`export_model`] finds: densities per layer with weights, total density, the plan.
+pub(crate) type Checked = (Vec<(String, f64)>, f64, Plan);
+
 /// Validates an in-memory model; returns the densities the masks give (per layer with weights,
 /// total) and the execution plan.
-pub(crate) fn export_model(
-    model: &ExportModel,
-    file: &str,
-) -> Result<(Vec<(String, f64)>, f64, Plan), SparseError> {
+pub(crate) fn export_model(model: &ExportModel, file: &str) -> Result<Checked, SparseError> {
     let err = |detail: String| SparseError::InvalidModel {
         file: file.to_string(),
         detail,
