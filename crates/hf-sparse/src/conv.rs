@@ -4,8 +4,9 @@
 //! * **sparse, direct** ([`SparseConv::Direct`], the default): one CSR row per output channel
 //!   over the flattened `in·kh·kw` weight; every nonzero `(c, dy, dx)` adds `w ·` (the input
 //!   plane `c` shifted by `(dy, dx)`) into the output plane, one contiguous axpy per output row
-//!   over the valid output columns (stride 1; stride 2 reads every other input). The output
-//!   plane stays in L1, no im2col buffer is written, and pruned weights cost nothing.
+//!   over the valid output columns (for a horizontal stride > 1 the input rows are first split
+//!   into their stride phases, so the reads stay contiguous). The output plane stays in L1, no
+//!   im2col buffer is written, and pruned weights cost nothing.
 //! * **sparse, CSR × im2col** ([`SparseConv::Im2col`]): unfolds the input into the
 //!   `in·kh·kw x H_out·W_out` patch matrix once per example, then each nonzero is one axpy of a
 //!   whole patch row. Kept for comparison: writing the patch matrix costs `9·C·H·W` stores per
@@ -59,10 +60,35 @@ fn finish(act: Activation, y: &mut [f32]) {
     }
 }
 
-/// Output channels `o0..` (as many as `y` holds planes) of one example, direct sparse.
+/// Row length of the direct kernel's input layout: `w` for stride 1; for a horizontal stride
+/// `sw > 1` every input row is split into its `sw` phases (`x[.., j·sw + p]` for `p < sw`), each
+/// `⌈w / sw⌉` long, so the strided reads of one output row become contiguous.
+fn phased_row(g: &Geom) -> usize {
+    if g.sw == 1 {
+        g.w
+    } else {
+        g.sw * g.w.div_ceil(g.sw)
+    }
+}
+
+/// Rewrites one example into the phased layout of [`phased_row`] (stride > 1 only).
+fn dephase(g: &Geom, x: &[f32], xs: &mut [f32]) {
+    let wph = g.w.div_ceil(g.sw);
+    let row = g.sw * wph;
+    for (xr, dr) in x.chunks_exact(g.w).zip(xs.chunks_exact_mut(row)) {
+        for (p, d) in dr.chunks_exact_mut(wph).enumerate() {
+            for (j, v) in d.iter_mut().enumerate() {
+                *v = xr.get(j * g.sw + p).copied().unwrap_or(0.0);
+            }
+        }
+    }
+}
+
+/// Output channels `o0..` (as many as `y` holds planes) of one example, direct sparse. `x` is
+/// the example in the layout of [`phased_row`]; `axpy(a, x, y)` does `y += a·x`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn direct_body<const FMA: bool>(
+fn direct_body(
     g: &Geom,
     a: &Csr,
     o0: usize,
@@ -70,10 +96,13 @@ fn direct_body<const FMA: bool>(
     bias: Option<&[f32]>,
     act: Activation,
     y: &mut [f32],
+    axpy: impl Fn(f32, &[f32], &mut [f32]),
 ) {
     let plane = g.ho * g.wo;
     let khw = g.kh * g.kw;
-    let hw = g.h * g.w;
+    let row = phased_row(g);
+    let wph = row / g.sw;
+    let cplane = g.h * row;
     for (oi, yp) in y.chunks_exact_mut(plane).enumerate() {
         let o = o0 + oi;
         yp.fill(bias.map_or(0.0, |b| b[o]));
@@ -89,20 +118,15 @@ fn direct_body<const FMA: bool>(
             if ox0 >= ox1 {
                 continue;
             }
-            let xp = &x[c * hw..(c + 1) * hw];
             let ix0 = ox0 * g.sw + dx - g.pw;
+            // input columns ix0, ix0 + sw, ... are contiguous in phase ix0 % sw
+            let start = (ix0 % g.sw) * wph + ix0 / g.sw;
             let n = ox1 - ox0;
+            let xp = &x[c * cplane..(c + 1) * cplane];
             for oy in oy0..oy1 {
                 let iy = oy * g.sh + dy - g.ph;
-                let xr = &xp[iy * g.w + ix0..(iy + 1) * g.w];
-                let yr = &mut yp[oy * g.wo + ox0..oy * g.wo + ox1];
-                if g.sw == 1 {
-                    axpy::<FMA>(v, &xr[..n], yr);
-                } else {
-                    for (yv, xv) in yr.iter_mut().zip(xr.iter().step_by(g.sw)) {
-                        *yv = madd::<FMA>(v, *xv, *yv);
-                    }
-                }
+                let xr = &xp[iy * row + start..iy * row + start + n];
+                axpy(v, xr, &mut yp[oy * g.wo + ox0..oy * g.wo + ox1]);
             }
         }
         finish(act, yp);
@@ -188,7 +212,38 @@ unsafe fn direct_avx2(
     act: Activation,
     y: &mut [f32],
 ) {
-    direct_body::<true>(g, a, o0, x, bias, act, y)
+    direct_body(g, a, o0, x, bias, act, y, axpy_avx2)
+}
+
+/// Lane masks for the AVX2 axpy's tail: `MASKS[8 - r..16 - r]` enables the first `r` lanes.
+#[cfg(target_arch = "x86_64")]
+static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// `y += a·x` over `min(len)` values with 8-wide FMAs and one masked step for the tail (the
+/// rows of small planes are 7–32 long, where a scalar epilogue would dominate).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = x.len().min(y.len());
+    // SAFETY: only reached from `direct_avx2`, which runs after AVX2/FMA detection; all
+    // accesses are below `n`, the full steps by the loop bound and the tail by the mask.
+    unsafe {
+        let av = _mm256_set1_ps(a);
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        let mut i = 0;
+        while i + 8 <= n {
+            let r = _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i)));
+            _mm256_storeu_ps(yp.add(i), r);
+            i += 8;
+        }
+        if i < n {
+            let m = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (n - i)) as *const __m256i);
+            let xv = _mm256_maskload_ps(xp.add(i), m);
+            let yv = _mm256_maskload_ps(yp.add(i), m);
+            _mm256_maskstore_ps(yp.add(i), m, _mm256_fmadd_ps(av, xv, yv));
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -221,7 +276,7 @@ fn sparse_rows(
     let plane = g.ho * g.wo;
     match (algo, isa) {
         (SparseConv::Direct, Isa::Generic) => {
-            direct_body::<false>(g, a, o0, x_or_col, bias, act, y)
+            direct_body(g, a, o0, x_or_col, bias, act, y, axpy::<false>)
         }
         (SparseConv::Im2col, Isa::Generic) => {
             im2col_sparse_body::<false>(plane, a, o0, x_or_col, bias, act, y)
@@ -293,7 +348,23 @@ pub(crate) fn conv_sparse(
         return;
     }
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
-    let col_len = if unfold { a.cols * plane } else { 0 };
+    let phase = algo == SparseConv::Direct && g.sw > 1;
+    let col_len = if unfold {
+        a.cols * plane
+    } else if phase {
+        g.c * g.h * phased_row(g)
+    } else {
+        0
+    };
+    // the kernel's input: the example itself, its patch matrix, or its phased copy
+    let prep = |xe: &'_ [f32], col: &'_ mut [f32]| -> bool {
+        if unfold {
+            im2col(g, xe, col);
+        } else if phase {
+            dephase(g, xe, col);
+        }
+        unfold || phase
+    };
     let work = a.nnz().saturating_mul(plane).saturating_mul(batch);
     let pieces = exec.pieces(work, batch.max(a.rows));
     if pieces > 1 && batch < pieces {
@@ -301,12 +372,7 @@ pub(crate) fn conv_sparse(
         let bounds = a.balanced_row_splits(pieces);
         with_scratch(col_len, |col| {
             for (xe, ye) in x.chunks_exact(in_len).zip(y.chunks_exact_mut(out_len)) {
-                let src: &[f32] = if unfold {
-                    im2col(g, xe, col);
-                    col
-                } else {
-                    xe
-                };
+                let src: &[f32] = if prep(xe, col) { col } else { xe };
                 split_by_bounds(ye, &bounds, plane)
                     .into_par_iter()
                     .for_each(|(o0, ych)| {
@@ -317,12 +383,7 @@ pub(crate) fn conv_sparse(
         return;
     }
     over_examples(pieces, x, in_len, y, out_len, col_len, |xe, ye, col| {
-        let src: &[f32] = if unfold {
-            im2col(g, xe, col);
-            col
-        } else {
-            xe
-        };
+        let src: &[f32] = if prep(xe, col) { col } else { xe };
         sparse_rows(exec.isa, algo, g, a, 0, src, bias, act, ye);
     });
 }
