@@ -156,11 +156,15 @@ fn us(d: Duration) -> f64 {
 
 fn conv_report(runs: usize, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     println!("\n#### one ResNet-20 stage-1 conv layer, 16→16 3x3 at 32x32 (best per call, µs)");
-    println!("sparsity batch   direct   im2col    dense  dense/direct");
+    println!("sparsity batch   direct   im2col     auto    dense  dense/auto");
     for sp in [90.0, 95.0, 98.0] {
         let model = Model::from_export(&resnet20_layer(sp))?;
         for batch in [1usize, 32] {
-            let direct = InferBench::new(&model, batch, 1);
+            let direct = InferBench::new(
+                &model.clone().with_sparse_conv(SparseConv::Direct),
+                batch,
+                1,
+            );
             let im2col = InferBench::new(
                 &model.clone().with_sparse_conv(SparseConv::Im2col),
                 batch,
@@ -169,12 +173,19 @@ fn conv_report(runs: usize, dir: &std::path::Path) -> Result<(), Box<dyn std::er
             let d = best(&direct, Format::Sparse, batch, runs);
             let i = best(&im2col, Format::Sparse, batch, runs);
             let dense = best(&direct, Format::Dense, batch, runs);
+            let auto = best(
+                &InferBench::new(&model, batch, 1),
+                Format::Sparse,
+                batch,
+                runs,
+            );
             println!(
-                "{sp:>7}% {batch:>5} {:>8.1} {:>8.1} {:>8.1} {:>12.2}x",
+                "{sp:>7}% {batch:>5} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.2}x",
                 us(d),
                 us(i),
+                us(auto),
                 us(dense),
-                dense.as_secs_f64() / d.as_secs_f64()
+                dense.as_secs_f64() / auto.as_secs_f64()
             );
         }
     }

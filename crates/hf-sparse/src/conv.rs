@@ -1,7 +1,7 @@
 //! Convolution, pooling and residual-add kernels, on batch-major `N x C x H x W` tensors (each
 //! example's `C x H x W` values contiguous, row-major).
 //!
-//! * **sparse, direct** ([`SparseConv::Direct`], the default): one CSR row per output channel
+//! * **sparse, direct** ([`SparseConv::Direct`]): one CSR row per output channel
 //!   over the flattened `in·kh·kw` weight; every nonzero `(c, dy, dx)` adds `w ·` (the input
 //!   plane `c` shifted by `(dy, dx)`) into the output plane, one contiguous axpy per output row
 //!   over the valid output columns (for a horizontal stride > 1 the input rows are first split
@@ -9,8 +9,9 @@
 //!   im2col buffer is written, and pruned weights cost nothing.
 //! * **sparse, CSR × im2col** ([`SparseConv::Im2col`]): unfolds the input into the
 //!   `in·kh·kw x H_out·W_out` patch matrix once per example, then each nonzero is one axpy of a
-//!   whole patch row. Kept for comparison: writing the patch matrix costs `9·C·H·W` stores per
-//!   3x3 layer, more than all the multiply-adds at 90–98% sparsity.
+//!   whole patch row (full-plane contiguous axpys, fewer loop overheads), but writing the patch
+//!   matrix costs `9·C·H·W` stores per 3x3 layer: it wins at ~10% density and loses at ≤5%.
+//!   [`SparseConv::Auto`] (the default) picks per layer (see [`AUTO_IM2COL_DENSITY`]).
 //! * **dense**: im2col (skipped for 1x1, stride 1, no padding) + `matrixmultiply::sgemm`.
 //!
 //! Threads: across examples when the batch is large enough, else across output channels
@@ -26,13 +27,39 @@ use rayon::prelude::*;
 /// [`Model::with_sparse_conv`](crate::Model::with_sparse_conv)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SparseConv {
-    /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
-    /// plane (no unfolding). The default: fastest measured at 90–98% sparsity.
+    /// Per layer: CSR × im2col where it measured faster — 1x1 stride-1 unpadded layers (no
+    /// unfolding needed) and layers keeping at least [`AUTO_IM2COL_DENSITY`] of their
+    /// weights — else direct. The default.
     #[default]
+    Auto,
+    /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
+    /// plane (no unfolding). Fastest measured at 95–98% sparsity.
     Direct,
     /// CSR × im2col: unfold the input into the patch matrix, then each nonzero adds one patch
     /// row.
     Im2col,
+}
+
+/// Density from which [`SparseConv::Auto`] unfolds (CSR × im2col): on a ResNet-20 stage-1
+/// layer (16→16, 3x3, 32x32) im2col was ≈1.2–1.4x faster than direct at 10% density and
+/// 1.2–2x slower at 5% and below (2-core EPYC, busy).
+pub const AUTO_IM2COL_DENSITY: f64 = 0.08;
+
+impl SparseConv {
+    /// The kernel `Auto` picks for a layer of this geometry and density (others: themselves).
+    pub(crate) fn resolve(self, g: &Geom, a: &Csr) -> SparseConv {
+        match self {
+            SparseConv::Auto => {
+                let total = (a.rows * a.cols).max(1) as f64;
+                if is_pointwise(g) || a.nnz() as f64 / total >= AUTO_IM2COL_DENSITY {
+                    SparseConv::Im2col
+                } else {
+                    SparseConv::Direct
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 #[inline(always)]
@@ -278,7 +305,7 @@ fn sparse_rows(
         (SparseConv::Direct, Isa::Generic) => {
             direct_body(g, a, o0, x_or_col, bias, act, y, axpy::<false>)
         }
-        (SparseConv::Im2col, Isa::Generic) => {
+        (SparseConv::Im2col | SparseConv::Auto, Isa::Generic) => {
             im2col_sparse_body::<false>(plane, a, o0, x_or_col, bias, act, y)
         }
         // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
@@ -287,7 +314,7 @@ fn sparse_rows(
             direct_avx2(g, a, o0, x_or_col, bias, act, y)
         },
         #[cfg(target_arch = "x86_64")]
-        (SparseConv::Im2col, Isa::Avx2Fma) => unsafe {
+        (SparseConv::Im2col | SparseConv::Auto, Isa::Avx2Fma) => unsafe {
             im2col_sparse_avx2(plane, a, o0, x_or_col, bias, act, y)
         },
     }
@@ -347,6 +374,7 @@ pub(crate) fn conv_sparse(
     if batch == 0 || out_len == 0 {
         return;
     }
+    let algo = algo.resolve(g, a);
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
     let phase = algo == SparseConv::Direct && g.sw > 1;
     let col_len = if unfold {

@@ -43,7 +43,7 @@ mod tests_conv;
 #[cfg(test)]
 mod tests_kernels;
 
-pub use conv::SparseConv;
+pub use conv::{SparseConv, AUTO_IM2COL_DENSITY};
 pub use error::SparseError;
 pub use io::{col_idx_dtype, load, load_bytes, row_ptr_dtype, write_export};
 pub use kernels::PAR_MIN_WORK;

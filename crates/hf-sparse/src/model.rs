@@ -135,7 +135,7 @@ impl Model {
             .collect()
     }
 
-    /// Chooses the sparse path's convolution kernel (default [`SparseConv::Direct`]); the
+    /// Chooses the sparse path's convolution kernel (default [`SparseConv::Auto`]); the
     /// dense path and linear layers are unaffected.
     pub fn with_sparse_conv(mut self, algo: SparseConv) -> Model {
         self.sparse_conv = algo;

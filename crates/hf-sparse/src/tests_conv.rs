@@ -123,7 +123,9 @@ fn conv_kernels_match_reference() {
                                     "{cin}->{cout} {h}x{w} k{k} s{s} p{p} d{density} b{batch} {act:?}"
                                 );
                                 for exec in execs() {
-                                    for algo in [SparseConv::Direct, SparseConv::Im2col] {
+                                    for algo in
+                                        [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col]
+                                    {
                                         let mut y = vec![f32::NAN; want.len()];
                                         conv::conv_sparse(
                                             exec, algo, &g, &a, &x, batch, b, act, &mut y,
@@ -410,7 +412,7 @@ fn conv_net_forward_all_paths_agree() {
                 .flat_map(|xe| reference_graph(&net, xe))
                 .collect();
             for exec in execs() {
-                for algo in [SparseConv::Direct, SparseConv::Im2col] {
+                for algo in [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col] {
                     for m in [base.to_sparse(), base.to_dense()] {
                         let path = m.path();
                         let y = m
