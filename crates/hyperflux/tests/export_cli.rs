@@ -126,6 +126,61 @@ fn exported_model_reproduces_engine_predictions() {
             }
         }
     }
+    // Single predictions from an IDX image file (the test images) and from a uint8 .npy file
+    // agree with the engine's top-1.
+    let sparse = tmp.path().join("m.sparse.safetensors");
+    let idx = data.join("t10k-images-idx3-ubyte.gz");
+    let out = ok(&run(&[
+        "infer",
+        sparse.to_str().unwrap(),
+        "--input",
+        idx.to_str().unwrap(),
+    ]));
+    let argmax = |r: &[f32]| {
+        r.iter()
+            .enumerate()
+            .fold(0, |m, (i, v)| if *v > r[m] { i } else { m })
+    };
+    let preds: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            l.split("class ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(preds.len(), engine.len());
+    for (p, e) in preds.iter().zip(&engine) {
+        assert_eq!(*p, argmax(e));
+    }
+    let ds = hf_data::load(hf_data::DatasetKind::Mnist, &data, hf_data::Split::Test).unwrap();
+    let header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 28, 28), }";
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let hlen = (header.len() + pad + 1) as u16;
+    npy.extend_from_slice(&hlen.to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend(std::iter::repeat_n(b' ', pad));
+    npy.push(b'\n');
+    npy.extend_from_slice(ds.image(0));
+    let npy_path = tmp.path().join("one.npy");
+    std::fs::write(&npy_path, &npy).unwrap();
+    let out = ok(&run(&[
+        "infer",
+        sparse.to_str().unwrap(),
+        "--input",
+        npy_path.to_str().unwrap(),
+    ]));
+    assert!(
+        out.starts_with(&format!("0: class {} ", argmax(&engine[0]))),
+        "{out}"
+    );
+
     // At ~5% density the sparse file is far smaller than the dense one.
     assert!(
         sizes[0] * 5 < sizes[1],
