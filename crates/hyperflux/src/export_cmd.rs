@@ -83,7 +83,7 @@ pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportMode
     let net = trainer::load_network(ck, Device::Cpu)?;
     let layers = net.export_layers().with_context(|| {
         format!(
-            "the sparse runtime cannot run model {} yet; export supports MLPs",
+            "model {} cannot be exported: the sparse runtime has no wiring for it, or a BatchNorm does not fold (non-finite scale / sqrt(running_var + eps))",
             net.arch()
         )
     })?;
@@ -349,8 +349,16 @@ struct TorchDense {
 }
 
 impl TorchDense {
-    fn new(model: &Model) -> Self {
+    /// The MLP of `model` as libtorch matrices; `None` unless every layer is a linear layer
+    /// reading the previous one.
+    fn new(model: &Model) -> Option<Self> {
         let specs = model.layer_specs();
+        let chain = specs
+            .iter()
+            .all(|s| matches!(s, hf_sparse::LayerSpec::Linear { input: None, .. }));
+        if !chain {
+            return None;
+        }
         let layers = model
             .dense_weights()
             .into_iter()
@@ -366,7 +374,7 @@ impl TorchDense {
                 )
             })
             .collect();
-        Self { layers }
+        Some(Self { layers })
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -384,6 +392,100 @@ impl TorchDense {
             h
         })
     }
+}
+
+/// The libtorch column of `bench-infer`: the MLP rebuilt from the export, or (any other
+/// network) the engine's eval-mode forward of the checkpoint the export was made from.
+enum TorchRef {
+    /// An MLP rebuilt from the export's weights.
+    Mlp(TorchDense),
+    /// The engine network with its effective weights computed once.
+    Engine {
+        net: Box<dyn hf_engine::network::Network>,
+        eff: Vec<Tensor>,
+        shape: [i64; 3],
+    },
+}
+
+impl TorchRef {
+    /// The reference for `model`, or the reason there is none.
+    fn new(model: &Model) -> std::result::Result<Self, String> {
+        if let Some(t) = TorchDense::new(model) {
+            return Ok(TorchRef::Mlp(t));
+        }
+        let meta = model.meta();
+        let source = meta
+            .extra
+            .get("source")
+            .ok_or("the export names no source checkpoint")?;
+        let ck = Checkpoint::load(Path::new(source)).map_err(|e| e.to_string())?;
+        let net = trainer::load_network(&ck, Device::Cpu).map_err(|e| e.to_string())?;
+        let shape = net.input_shape();
+        let same_shape = meta.input_shape.len() == 3
+            && shape
+                .iter()
+                .zip(&meta.input_shape)
+                .all(|(&a, &b)| a == b as i64);
+        if net.arch() != meta.architecture || !same_shape {
+            return Err(format!(
+                "{source} holds {} {:?}, the export {} {:?}",
+                net.arch(),
+                shape,
+                meta.architecture,
+                meta.input_shape
+            ));
+        }
+        let eff = net.masked().iter().map(|m| m.effective()).collect();
+        let r = TorchRef::Engine { net, eff, shape };
+        // The checkpoint may have been overwritten since the export: compare logits once.
+        let n = 2;
+        let x: Vec<f32> = (0..n * model.input_len())
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let ours = model.forward(&x, n).map_err(|e| e.to_string())?;
+        let theirs = network_out(&r.forward(&r.input(Tensor::from_slice(&x), n)));
+        let diff = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, |m, d| if d.is_nan() || d > m { d } else { m });
+        if ours.len() != theirs.len() || diff.is_nan() || diff >= 1e-2 {
+            return Err(format!(
+                "{source} no longer matches the export (max logit difference {diff})"
+            ));
+        }
+        Ok(r)
+    }
+
+    /// A batch of `n` inputs shaped for the reference from `n` rows of flat values.
+    fn input(&self, t: Tensor, n: usize) -> Tensor {
+        match self {
+            TorchRef::Mlp(_) => t.view([n as i64, -1]),
+            TorchRef::Engine { shape, .. } => t.view([n as i64, shape[0], shape[1], shape[2]]),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            TorchRef::Mlp(t) => t.forward(x),
+            TorchRef::Engine { net, eff, .. } => tch::no_grad(|| net.forward_with(x, eff, false)),
+        }
+    }
+
+    /// What the column measures.
+    fn describe(&self) -> String {
+        match self {
+            TorchRef::Mlp(_) => "libtorch: the same dense weights as matrices".into(),
+            TorchRef::Engine { net, .. } => format!(
+                "libtorch: the engine's eval-mode forward of the source checkpoint ({}, dense convs with masked weights, BatchNorm unfolded)",
+                net.arch()
+            ),
+        }
+    }
+}
+
+fn network_out(t: &Tensor) -> Vec<f32> {
+    hf_engine::network::to_vec_f32(t)
 }
 
 /// `hyperflux bench-infer`.
@@ -433,7 +535,20 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         dm as f64 / sm.max(1) as f64
     );
     let rows = hf_sparse::bench::bench_model(&model, &a.batch, a.runs);
-    let torch = (!a.no_libtorch).then(|| TorchDense::new(&model));
+    let torch = if a.no_libtorch {
+        None
+    } else {
+        match TorchRef::new(&model) {
+            Ok(t) => {
+                println!("{}", t.describe());
+                Some(t)
+            }
+            Err(e) => {
+                println!("note: no libtorch column ({e})");
+                None
+            }
+        }
+    };
     println!(
         "{:>5} {:>12} {:>12} {:>12} {:>9} {:>9} {:>14}",
         "batch", "sparse", "dense(rs)", "libtorch", "vs dense", "vs torch", "sparse ex/s"
@@ -441,9 +556,12 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     let mut first_speedup = None;
     for r in &rows {
         let tt = torch.as_ref().map(|t| {
-            let x = Tensor::rand(
-                [r.batch as i64, model.input_len() as i64],
-                (Kind::Float, Device::Cpu),
+            let x = t.input(
+                Tensor::rand(
+                    [r.batch as i64, model.input_len() as i64],
+                    (Kind::Float, Device::Cpu),
+                ),
+                r.batch,
             );
             hf_sparse::bench::median_time(
                 || {

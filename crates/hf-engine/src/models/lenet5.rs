@@ -2,7 +2,7 @@
 //! classes, biases everywhere, no normalisation. On 28×28 inputs the first conv pads by 2 (the
 //! classic 32×32 geometry), so both MNIST-sized and CIFAR-sized inputs reach 16×5×5 features.
 
-use super::{max_pool2, too_small, Body, Builder};
+use super::{max_pool2, too_small, Body, Builder, Exporter};
 use crate::conv::{Conv2d, ConvSpec, Linear};
 use crate::EngineError;
 use tch::Tensor;
@@ -63,5 +63,18 @@ impl Body for LeNet5 {
 
     fn buffers(&self) -> Vec<(String, Tensor)> {
         Vec::new()
+    }
+
+    fn export(&self, e: &mut Exporter<'_>) -> Result<(), String> {
+        for conv in [&self.conv1, &self.conv2] {
+            let input = e.current().to_string();
+            e.conv(conv, None, true, &input)?;
+            e.max_pool2();
+        }
+        e.flatten();
+        e.linear(&self.fc[0], true)?;
+        e.linear(&self.fc[1], true)?;
+        e.linear(&self.fc[2], false)?;
+        Ok(())
     }
 }

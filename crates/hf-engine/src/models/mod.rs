@@ -13,9 +13,10 @@ pub mod vgg;
 
 use crate::conv::{self, Conv2d, ConvSpec, Linear};
 use crate::masked::MaskedWeight;
-use crate::network::{Network, Param};
-use crate::norm::BatchNorm2d;
+use crate::network::{to_vec_f32, Network, Param};
+use crate::norm::{self, BatchNorm2d};
 use crate::EngineError;
+use hf_sparse::{Activation, LayerSpec, LayerTensors};
 use tch::{Device, Tensor};
 
 /// Every convolutional model: name, the input shape `hyperflux models` lists it with, and a
@@ -117,6 +118,181 @@ pub trait Body: Send {
     fn forward(&self, x: &Tensor, eff: &[Tensor], train: bool) -> Tensor;
     /// BatchNorm running statistics (shallow clones), if any.
     fn buffers(&self) -> Vec<(String, Tensor)>;
+    /// Appends the wiring to `e` as layers of the pure-Rust runtime, computing exactly what
+    /// [`Body::forward`] computes in evaluation mode (BatchNorm folded into its conv). The
+    /// default refuses: a body that does not override this cannot be exported.
+    fn export(&self, e: &mut Exporter<'_>) -> Result<(), String> {
+        let _ = e;
+        Err("this model has no export wiring".into())
+    }
+}
+
+/// Builds the `hf-sparse` layer list of a conv net while its [`Body`] walks its layers.
+///
+/// It tracks the name of the tensor the last layer wrote (`"input"` at the start): a layer
+/// that reads it is written without an `input` field, one that reads anything else names it.
+pub struct Exporter<'a> {
+    masked: &'a [MaskedWeight],
+    layers: Vec<(LayerSpec, LayerTensors)>,
+    current: String,
+}
+
+impl<'a> Exporter<'a> {
+    /// An empty export over the network's masked weights.
+    pub fn new(masked: &'a [MaskedWeight]) -> Self {
+        Self {
+            masked,
+            layers: Vec::new(),
+            current: "input".into(),
+        }
+    }
+
+    /// The name of the tensor the last layer wrote (`"input"` before any layer).
+    pub fn current(&self) -> &str {
+        &self.current
+    }
+
+    /// The finished layer list.
+    pub fn finish(self) -> Vec<(LayerSpec, LayerTensors)> {
+        self.layers
+    }
+
+    fn input_field(&self, input: &str) -> Option<String> {
+        (input != self.current).then(|| input.to_string())
+    }
+
+    fn push(&mut self, spec: LayerSpec, t: LayerTensors) -> String {
+        let name = spec.name().to_string();
+        self.layers.push((spec, t));
+        self.current = name.clone();
+        name
+    }
+
+    fn weight(&self, index: usize) -> Result<&'a MaskedWeight, String> {
+        self.masked
+            .get(index)
+            .ok_or_else(|| format!("masked weight {index} does not exist"))
+    }
+
+    /// A conv reading tensor `input`, with the BatchNorm `bn` that follows it folded in (eval
+    /// mode: running statistics) and a ReLU after it when `relu`. Returns the layer's name
+    /// (the weight's name).
+    pub fn conv(
+        &mut self,
+        conv: &Conv2d,
+        bn: Option<&BatchNorm2d>,
+        relu: bool,
+        input: &str,
+    ) -> Result<String, String> {
+        let mw = self.weight(conv.index)?;
+        let s = conv.spec;
+        let mut t = LayerTensors {
+            weight: to_vec_f32(&mw.effective()),
+            bias: conv.bias.as_ref().map(to_vec_f32),
+            mask: to_vec_f32(&mw.m),
+        };
+        if let Some(bn) = bn {
+            hf_sparse::fold_batch_norm(
+                &mut t,
+                &to_vec_f32(&bn.weight),
+                &to_vec_f32(&bn.bias),
+                &to_vec_f32(&bn.running_mean),
+                &to_vec_f32(&bn.running_var),
+                norm::EPS as f32,
+            )
+            .map_err(|e| format!("{}: {e}", bn.name))?;
+        }
+        let u = |v: i64| v.max(0) as usize;
+        let spec = LayerSpec::Conv2d {
+            name: mw.name.clone(),
+            in_channels: u(s.in_c),
+            out_channels: u(s.out_c),
+            kernel: [u(s.k); 2],
+            stride: [u(s.stride); 2],
+            padding: [u(s.pad); 2],
+            bias: t.bias.is_some(),
+            activation: act(relu),
+            input: self.input_field(input),
+        };
+        Ok(self.push(spec, t))
+    }
+
+    /// A linear layer reading the last output (flat, in C, H, W order), ReLU after it when
+    /// `relu`.
+    pub fn linear(&mut self, lin: &Linear, relu: bool) -> Result<String, String> {
+        let mw = self.weight(lin.index)?;
+        let size = mw.w.size();
+        if size.len() != 2 {
+            return Err(format!("{}: linear weight of shape {size:?}", mw.name));
+        }
+        let t = LayerTensors {
+            weight: to_vec_f32(&mw.effective()),
+            bias: Some(to_vec_f32(&lin.bias)),
+            mask: to_vec_f32(&mw.m),
+        };
+        let spec = LayerSpec::Linear {
+            name: mw.name.clone(),
+            in_features: size[1].max(0) as usize,
+            out_features: size[0].max(0) as usize,
+            bias: true,
+            activation: act(relu),
+            input: None,
+        };
+        Ok(self.push(spec, t))
+    }
+
+    fn fresh(&self, kind: &str) -> String {
+        format!("{kind}{}", self.layers.len())
+    }
+
+    /// 2×2 max-pooling with stride 2 of the last output (as [`max_pool2`]).
+    pub fn max_pool2(&mut self) -> String {
+        let spec = LayerSpec::MaxPool2d {
+            name: self.fresh("maxpool"),
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0],
+            input: None,
+        };
+        self.push(spec, LayerTensors::default())
+    }
+
+    /// Global average pooling of the last output (as [`global_avg_pool`]; the C×1×1 result is
+    /// what a following linear layer reads flat).
+    pub fn global_avg_pool(&mut self) -> String {
+        let spec = LayerSpec::GlobalAvgPool {
+            name: self.fresh("avgpool"),
+            input: None,
+        };
+        self.push(spec, LayerTensors::default())
+    }
+
+    /// Flattens the last output in C, H, W order (as `Tensor::flatten(1, -1)`).
+    pub fn flatten(&mut self) -> String {
+        let spec = LayerSpec::Flatten {
+            name: self.fresh("flatten"),
+            input: None,
+        };
+        self.push(spec, LayerTensors::default())
+    }
+
+    /// `act(a + b)`: the end of a residual block named `name`.
+    pub fn add(&mut self, name: &str, a: &str, b: &str, relu: bool) -> String {
+        let spec = LayerSpec::Add {
+            name: name.to_string(),
+            inputs: [a.to_string(), b.to_string()],
+            activation: act(relu),
+        };
+        self.push(spec, LayerTensors::default())
+    }
+}
+
+fn act(relu: bool) -> Activation {
+    if relu {
+        Activation::Relu
+    } else {
+        Activation::None
+    }
 }
 
 /// Collects the masked weights and free parameters while a model's layers are created.
@@ -236,6 +412,15 @@ impl Network for ConvNet {
 
     fn forward_with(&self, x: &Tensor, eff: &[Tensor], train: bool) -> Tensor {
         self.body.forward(x, eff, train)
+    }
+
+    /// The wiring of [`Body::export`] with effective weights, masks, and every BatchNorm folded
+    /// into its conv; `None` when the body has no export wiring or a BatchNorm does not fold
+    /// (a non-finite `γ / √(var + ε)`).
+    fn export_layers(&self) -> Option<Vec<(LayerSpec, LayerTensors)>> {
+        let mut e = Exporter::new(&self.masked);
+        self.body.export(&mut e).ok()?;
+        Some(e.finish())
     }
 }
 

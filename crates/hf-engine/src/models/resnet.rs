@@ -4,7 +4,7 @@
 //! one linear layer. Bottleneck blocks (1×1, 3×3 with the stride, 1×1 to 4× the width) for
 //! ResNet-50; basic blocks (two 3×3) for ResNet-20. Convolutions are bias-free.
 
-use super::{global_avg_pool, too_small, Body, Builder};
+use super::{global_avg_pool, too_small, Body, Builder, Exporter};
 use crate::conv::{Conv2d, ConvSpec, Linear};
 use crate::norm::BatchNorm2d;
 use crate::EngineError;
@@ -113,6 +113,28 @@ impl Block {
         (h + short).relu()
     }
 
+    /// Appends the block reading the last output of `e`: the convs (ReLU between them, none
+    /// after the last), the projection shortcut from the block input when there is one, and
+    /// the residual add with its ReLU (named `{block}.add`, e.g. `layer1.0.add`).
+    fn export(&self, e: &mut Exporter<'_>) -> Result<(), String> {
+        let x = e.current().to_string();
+        let last = self.convs.len() - 1;
+        let mut h = x.clone();
+        for (i, (conv, bn)) in self.convs.iter().enumerate() {
+            h = e.conv(conv, Some(bn), i != last, &h)?;
+        }
+        let short = match &self.shortcut {
+            Some((conv, bn)) => e.conv(conv, Some(bn), false, &x)?,
+            None => x,
+        };
+        let name = match h.rsplit_once('.') {
+            Some((block, _)) => format!("{block}.add"),
+            None => format!("{h}.add"),
+        };
+        e.add(&name, &h, &short, true);
+        Ok(())
+    }
+
     fn buffers(&self) -> impl Iterator<Item = (String, Tensor)> + '_ {
         self.convs
             .iter()
@@ -176,6 +198,17 @@ impl Body for ResNet {
             h = block.forward(&h, eff, train);
         }
         self.classifier.forward(&global_avg_pool(&h), eff)
+    }
+
+    fn export(&self, e: &mut Exporter<'_>) -> Result<(), String> {
+        let (conv, bn) = &self.stem;
+        e.conv(conv, Some(bn), true, "input")?;
+        for block in &self.blocks {
+            block.export(e)?;
+        }
+        e.global_avg_pool();
+        e.linear(&self.classifier, false)?;
+        Ok(())
     }
 
     fn buffers(&self) -> Vec<(String, Tensor)> {

@@ -5,7 +5,7 @@
 //! The final average pool is global: on 32×32 inputs VGG-19 ends its convs at 2×2, where the
 //! spec's 2×2 average pool and a global one coincide; smaller inputs still work.
 
-use super::{global_avg_pool, max_pool2, too_small, Body, Builder};
+use super::{global_avg_pool, max_pool2, too_small, Body, Builder, Exporter};
 use crate::conv::{Conv2d, ConvSpec, Linear};
 use crate::norm::BatchNorm2d;
 use crate::EngineError;
@@ -122,5 +122,18 @@ impl Body for Vgg {
             .iter()
             .flat_map(|(_, bn)| bn.buffers())
             .collect()
+    }
+
+    fn export(&self, e: &mut Exporter<'_>) -> Result<(), String> {
+        for ((conv, bn), pool) in self.layers.iter().zip(&self.pool_after) {
+            let input = e.current().to_string();
+            e.conv(conv, Some(bn), true, &input)?;
+            if *pool {
+                e.max_pool2();
+            }
+        }
+        e.global_avg_pool();
+        e.linear(&self.classifier, false)?;
+        Ok(())
     }
 }
