@@ -9,6 +9,13 @@ use hf_engine::step::{HyperfluxOptim, StepSettings};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
+/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn trained() -> (Mlp, HyperfluxOptim) {
     tch::manual_seed(21);
     let mut net = Mlp::new(
@@ -36,6 +43,7 @@ fn trained() -> (Mlp, HyperfluxOptim) {
 
 #[test]
 fn round_trip_restores_every_tensor_and_the_metadata() {
+    let _serial = torch_lock();
     let (net, opt) = trained();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck.safetensors");

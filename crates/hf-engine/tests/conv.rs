@@ -16,6 +16,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
+/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
@@ -60,6 +67,7 @@ fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
 /// `s·w·∂L/∂ŵ + λ/N`, the weight by `H(m)·∂L/∂ŵ`, so pruned conv weights keep their value.
 #[test]
 fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights() {
+    let _serial = torch_lock();
     tch::manual_seed(11);
     let mut net = tiny((-0.4, 0.5));
     let conv = &net.masked()[0];
@@ -117,6 +125,7 @@ fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights()
 /// for present and pruned entries alike.
 #[test]
 fn conv_effective_weight_gradient_matches_finite_differences() {
+    let _serial = torch_lock();
     tch::manual_seed(12);
     let net = tiny((-0.4, 0.5));
     let (x, y) = batch(4, [2, 5, 5], 3);
@@ -155,6 +164,7 @@ fn conv_effective_weight_gradient_matches_finite_differences() {
 /// running statistics (unchanged) in evaluation; the scale and shift get gradients.
 #[test]
 fn batchnorm_train_and_eval_behaviour() {
+    let _serial = torch_lock();
     tch::manual_seed(13);
     let (bn, params) = BatchNorm2d::new("bn", 3, Device::Cpu);
     assert_eq!(params[0].name, "bn.weight");
@@ -199,6 +209,7 @@ fn batchnorm_train_and_eval_behaviour() {
 /// In a BN model, evaluation does not depend on the rest of the batch; training does.
 #[test]
 fn bn_model_eval_is_per_example_train_is_per_batch() {
+    let _serial = torch_lock();
     tch::manual_seed(14);
     let net = network::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
     assert_eq!(net.buffers().len(), 12);
@@ -220,6 +231,7 @@ fn bn_model_eval_is_per_example_train_is_per_batch() {
 /// shapes, with unique tensor names.
 #[test]
 fn model_prunable_counts_match_the_spec() {
+    let _serial = torch_lock();
     let cases: &[(&str, [i64; 3], i64, usize)] = &[
         ("resnet50", [3, 32, 32], 10, 23_467_712),
         ("resnet50", [3, 32, 32], 100, 23_652_032),
@@ -262,6 +274,7 @@ fn model_prunable_counts_match_the_spec() {
 
 #[test]
 fn unknown_or_too_small_models_give_one_line_errors() {
+    let _serial = torch_lock();
     let e = network::build("vgg21", [3, 32, 32], 10, (0.2, 0.5), Device::Cpu)
         .err()
         .unwrap()
@@ -306,6 +319,7 @@ fn sgd() -> OptimConfig {
 /// pure function of (seed, epoch).
 #[test]
 fn cifar_training_batches_are_augmented_deterministically() {
+    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     hf_data::synth::write_cifar_dataset(dir.path(), DatasetKind::Cifar10, 64, 16, 3).unwrap();
     let common = cifar_common(dir.path(), dir.path(), "lenet5", 4);
@@ -334,6 +348,7 @@ fn cifar_training_batches_are_augmented_deterministically() {
 /// checkpoint of another input shape is refused with one line.
 #[test]
 fn conv_net_trains_and_prunes_on_generated_cifar_files() {
+    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cifar");
     std::fs::create_dir_all(&data_dir).unwrap();

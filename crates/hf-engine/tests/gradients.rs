@@ -8,6 +8,13 @@ use hf_engine::optim;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
+/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
@@ -17,6 +24,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// weights.
 #[test]
 fn ste_mask_gradient_is_scaled_w_times_upstream() {
+    let _serial = torch_lock();
     tch::manual_seed(1);
     let w = Tensor::from_slice(&[0.5f32, -2.0, 1.5, 3.0]).view([2, 2]);
     let m = Tensor::from_slice(&[0.3f32, -0.1, 0.2, -0.4]).view([2, 2]);
@@ -61,6 +69,7 @@ fn ste_mask_gradient_is_scaled_w_times_upstream() {
 
 #[test]
 fn hand_written_mlp_backward_matches_autograd() {
+    let _serial = torch_lock();
     tch::manual_seed(3);
     let net = Mlp::new("t", [1, 6, 6], &[20, 12], 5, (-0.3, 0.5), Device::Cpu);
     let x = Tensor::randn([16, 1, 6, 6], (Kind::Float, Device::Cpu));
@@ -87,6 +96,7 @@ fn hand_written_mlp_backward_matches_autograd() {
 
 #[test]
 fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
+    let _serial = torch_lock();
     tch::manual_seed(4);
     // Masks in [-0.9, 0.1]: about 10% of the weights present.
     let mut net = Mlp::new("t", [1, 8, 8], &[40, 30], 7, (-0.9, 0.1), Device::Cpu);
@@ -116,6 +126,7 @@ fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
 
 #[test]
 fn fused_and_tensor_adam_agree_over_steps() {
+    let _serial = torch_lock();
     tch::manual_seed(5);
     let make = || {
         tch::manual_seed(5);
@@ -174,6 +185,7 @@ fn fused_and_tensor_adam_agree_over_steps() {
 
 #[test]
 fn pressure_alone_lowers_every_mask_equally() {
+    let _serial = torch_lock();
     tch::manual_seed(9);
     let mut net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
     // Zero all weights: the data gradient of every mask (s·w·G) vanishes.

@@ -12,6 +12,13 @@ use hf_engine::network::{to_vec_f32, Network};
 use hf_engine::trainer::{self, Quiet};
 use tch::Device;
 
+/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
+/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// libtorch's RNG and thread settings are global: tests that build networks run one at a time.
 fn lock() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -92,6 +99,7 @@ fn expected_present(n: usize, rate: f64, k: usize) -> usize {
 
 #[test]
 fn prune_lowest_removes_the_fraction_and_reports_the_largest_removed_score() {
+    let _serial = torch_lock();
     let _g = lock();
     tch::manual_seed(11);
     // Some masks start negative: those weights are absent and must stay so.
@@ -138,6 +146,7 @@ fn prune_lowest_removes_the_fraction_and_reports_the_largest_removed_score() {
 
 #[test]
 fn magnitude_imp_records_thresholds_densities_and_accuracies() {
+    let _serial = torch_lock();
     let _g = lock();
     let mut cfg = law_cfg(Family::Magnitude);
     cfg.rate = 0.2;
@@ -178,6 +187,7 @@ fn magnitude_imp_records_thresholds_densities_and_accuracies() {
 
 #[test]
 fn taylor_prunes_the_same_schedule_with_positive_scores() {
+    let _serial = torch_lock();
     let _g = lock();
     for mode in [TaylorScore::AbsOfMean, TaylorScore::MeanOfAbs] {
         let mut cfg = law_cfg(Family::Taylor);
@@ -205,6 +215,7 @@ fn taylor_prunes_the_same_schedule_with_positive_scores() {
 
 #[test]
 fn l0_ladder_doubles_the_pressure_and_measures_survivor_flux() {
+    let _serial = torch_lock();
     let _g = lock();
     let mut cfg = law_cfg(Family::L0);
     cfg.start_exponent = -1;
@@ -250,6 +261,7 @@ fn l0_ladder_doubles_the_pressure_and_measures_survivor_flux() {
 
 #[test]
 fn flux_stats_use_survivors_only() {
+    let _serial = torch_lock();
     let _g = lock();
     tch::manual_seed(2);
     let net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
@@ -295,6 +307,7 @@ fn flux_stats_use_survivors_only() {
 
 #[test]
 fn one_shot_control_follows_the_dense_magnitude_distribution() {
+    let _serial = torch_lock();
     let _g = lock();
     let mut cfg = law_cfg(Family::Oneshot);
     cfg.rate = 0.25;
@@ -328,6 +341,7 @@ fn one_shot_control_follows_the_dense_magnitude_distribution() {
 
 #[test]
 fn min_density_stops_early_and_runs_are_reproducible() {
+    let _serial = torch_lock();
     let _g = lock();
     let mut cfg = law_cfg(Family::Magnitude);
     cfg.rate = 0.5;
@@ -343,6 +357,7 @@ fn min_density_stops_early_and_runs_are_reproducible() {
 
 #[test]
 fn converge_records_density_over_time_for_each_pressure() {
+    let _serial = torch_lock();
     let _g = lock();
     let f = fixture();
     let cfg = ConvergeConfig {
@@ -380,6 +395,7 @@ fn converge_records_density_over_time_for_each_pressure() {
 
 #[test]
 fn settings_are_validated() {
+    let _serial = torch_lock();
     let mut cfg = LawConfig::default();
     let e = cfg.validate().unwrap_err().to_string();
     assert!(e.contains("family"), "{e}");

@@ -3,8 +3,16 @@
 use hf_engine::masked::{snap_to_density, DensityReport, MaskedWeight};
 use tch::{Device, Kind, Tensor};
 
+/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
+/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
+fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn density_counts_masks_at_or_above_zero() {
+    let _serial = torch_lock();
     let a = MaskedWeight {
         name: "a".into(),
         w: Tensor::ones([2, 3], (Kind::Float, Device::Cpu)),
@@ -28,6 +36,7 @@ fn density_counts_masks_at_or_above_zero() {
 
 #[test]
 fn effective_weight_is_zero_exactly_where_pruned() {
+    let _serial = torch_lock();
     let mw = MaskedWeight {
         name: "x".into(),
         w: Tensor::from_slice(&[1.5f32, -2.0, 3.0]),
@@ -42,6 +51,7 @@ fn effective_weight_is_zero_exactly_where_pruned() {
 
 #[test]
 fn snap_lands_exactly_on_target_and_keeps_the_largest_masks() {
+    let _serial = torch_lock();
     tch::manual_seed(11);
     let layers: Vec<MaskedWeight> = [(30, 40), (20, 10), (7, 1)]
         .iter()
