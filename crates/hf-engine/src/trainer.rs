@@ -424,23 +424,13 @@ pub fn train_dense(
             mask_lr: 0.0,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        obs.epoch_end(&rec);
-        log.push(rec).map_err(|e| {
-            EngineError::Io(format!("cannot write records in {}: {e}", out.display()))
-        })?;
-        state.epoch = epoch;
-        state.weights_step = opt.weights.step;
-        state.masks_step = opt.masks.step;
-        state.records = log.records.clone();
-        save_checkpoint(
-            &ck_path,
-            net.as_ref(),
-            &opt,
-            data.kind,
-            &state,
-            &config_text,
-        )?;
-        if obs.stop_after(epoch) {
+        let files = RunFiles {
+            out: &out,
+            checkpoint: &ck_path,
+            config: &config_text,
+            kind: data.kind,
+        };
+        if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
         }
     }
@@ -455,6 +445,41 @@ pub fn train_dense(
         started,
         cfg.epochs,
     )
+}
+
+/// Where a run writes, and what its checkpoints record.
+struct RunFiles<'a> {
+    out: &'a Path,
+    checkpoint: &'a Path,
+    config: &'a str,
+    kind: DatasetKind,
+}
+
+/// Ends an epoch of any run: reports the record, appends it to the record files, updates the
+/// run state and saves the checkpoint. Returns whether the observer asks to stop here.
+fn close_epoch(
+    rec: EpochRecord,
+    obs: &mut dyn Observer,
+    log: &mut RecordLog,
+    state: &mut RunState,
+    opt: &HyperfluxOptim,
+    net: &dyn Network,
+    files: &RunFiles<'_>,
+) -> Result<bool, EngineError> {
+    let epoch = rec.epoch;
+    obs.epoch_end(&rec);
+    log.push(rec).map_err(|e| {
+        EngineError::Io(format!(
+            "cannot write records in {}: {e}",
+            files.out.display()
+        ))
+    })?;
+    state.epoch = epoch;
+    state.weights_step = opt.weights.step;
+    state.masks_step = opt.masks.step;
+    state.records = log.records.clone();
+    save_checkpoint(files.checkpoint, net, opt, files.kind, state, files.config)?;
+    Ok(obs.stop_after(epoch))
 }
 
 fn save_checkpoint(
@@ -655,23 +680,13 @@ pub fn prune(
             mask_lr: s.mask_lr,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        obs.epoch_end(&rec);
-        log.push(rec).map_err(|e| {
-            EngineError::Io(format!("cannot write records in {}: {e}", out.display()))
-        })?;
-        state.epoch = epoch;
-        state.weights_step = opt.weights.step;
-        state.masks_step = opt.masks.step;
-        state.records = log.records.clone();
-        save_checkpoint(
-            &ck_path,
-            net.as_ref(),
-            &opt,
-            data.kind,
-            &state,
-            &config_text,
-        )?;
-        if obs.stop_after(epoch) {
+        let files = RunFiles {
+            out: &out,
+            checkpoint: &ck_path,
+            config: &config_text,
+            kind: data.kind,
+        };
+        if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
         }
     }
