@@ -8,6 +8,7 @@
 //!
 //! Settings resolve as defaults ← `--config` TOML ← flags, and are written next to the outputs.
 
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hf_core::config::{self, CommonConfig, OptimConfig};
@@ -18,7 +19,6 @@ use hf_engine::law::{self, ConvergeConfig, ConvergeTrace, Family, LawConfig, Law
 use hf_engine::trainer::Observer;
 use hf_law::{FitOptions, FitReport, LawPoint, PowerFit};
 use hf_plot::{Chart, Series, Style};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -195,12 +195,10 @@ fn parse_region(s: &str) -> Result<(f64, f64), String> {
     hf_law::parse_region(s).map_err(|e| e.to_string())
 }
 
-/// Progress of a measurement: an indicatif bar per epoch on a terminal, one line per epoch and
-/// per point on stderr, and the epoch records rewritten to `records.csv`/`.jsonl` as they come.
+/// Progress of a measurement: the usual progress display (a bar per epoch on a terminal, one line
+/// per epoch on stderr), plus the epoch records rewritten to `records.csv`/`.jsonl` as they come.
 struct LawProgress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    total: usize,
+    inner: Progress,
     log: RecordLog,
     log_error: Option<String>,
 }
@@ -208,9 +206,7 @@ struct LawProgress {
 impl LawProgress {
     fn new(quiet: bool, out: &Path) -> Self {
         Self {
-            bar: None,
-            quiet,
-            total: 0,
+            inner: Progress::new(quiet, None),
             log: RecordLog::new(out, "records", Vec::new()),
             log_error: None,
         }
@@ -219,47 +215,15 @@ impl LawProgress {
 
 impl Observer for LawProgress {
     fn epoch_start(&mut self, epoch: usize, total: usize, steps: usize) {
-        self.total = total;
-        if self.quiet {
-            return;
-        }
-        let bar = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} loss {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{epoch}/{total}"));
-        self.bar = Some(bar);
+        self.inner.epoch_start(epoch, total, steps);
     }
 
     fn step(&mut self, loss: f64) {
-        if let Some(b) = &self.bar {
-            b.inc(1);
-            if b.position() % 20 == 0 {
-                b.set_message(format!("{loss:.4}"));
-            }
-        }
+        self.inner.step(loss);
     }
 
     fn epoch_end(&mut self, r: &EpochRecord) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        eprintln!(
-            "epoch {:>3}/{} {:<8} λ={:<10.4e} density {:>8.4}% loss {:.4} train {:.2}% test {:.2}% {:.1}s",
-            r.epoch,
-            self.total,
-            r.stage,
-            r.lambda,
-            r.density,
-            r.data_loss,
-            r.train_accuracy,
-            r.test_accuracy,
-            r.seconds
-        );
+        self.inner.epoch_end(r);
         if let Err(e) = self.log.push(r.clone()) {
             self.log_error.get_or_insert_with(|| {
                 format!("cannot write {}: {e}", self.log.paths().0.display())

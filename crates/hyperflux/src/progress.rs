@@ -25,6 +25,15 @@ impl Progress {
     }
 }
 
+/// λ with four decimals, or in scientific notation when it is small (pressure ladders go to 2^-10).
+fn fmt_lambda(l: f64) -> String {
+    if l != 0.0 && l.abs() < 0.01 {
+        format!("{l:.3e}")
+    } else {
+        format!("{l:.4}")
+    }
+}
+
 impl Observer for Progress {
     fn epoch_start(&mut self, epoch: usize, total: usize, steps: usize) {
         self.total = total;
@@ -66,11 +75,11 @@ impl Observer for Progress {
             .map(|e| format!(" (plan {e:.2}%)"))
             .unwrap_or_default();
         eprintln!(
-            "epoch {:>3}/{} {:<8} λ={:<8.4} density {:>7.3}%{plan} loss {:.4} train {:.2}% test {:.2}% {:.1}s",
+            "epoch {:>3}/{} {:<8} λ={:<10} density {:>7.3}%{plan} loss {:.4} train {:.2}% test {:.2}% {:.1}s",
             r.epoch,
             self.total,
             r.stage,
-            r.lambda,
+            fmt_lambda(r.lambda),
             r.density,
             r.data_loss,
             r.train_accuracy,
