@@ -303,6 +303,21 @@ fn write_config(out: &Path, toml_text: &str) -> Result<(), EngineError> {
     )
 }
 
+/// Restores a checkpoint's network, optimizer states and step counts, and returns its run state.
+fn resume_into(
+    ck: &Checkpoint,
+    kind: &str,
+    net: &dyn Network,
+    opt: &mut HyperfluxOptim,
+) -> Result<RunState, EngineError> {
+    let state = resume_state(ck, kind)?;
+    ck.restore_net(net, true)?;
+    ck.restore_optim(opt)?;
+    opt.weights.step = state.weights_step;
+    opt.masks.step = state.masks_step;
+    Ok(state)
+}
+
 fn resume_state(ck: &Checkpoint, kind: &str) -> Result<RunState, EngineError> {
     let st: RunState = ck.meta_json("state")?;
     if st.kind != kind {
@@ -371,11 +386,7 @@ pub fn train_dense(
         records: vec![],
     };
     if let Some(ck) = resume {
-        state = resume_state(ck, "dense")?;
-        ck.restore_net(net.as_ref(), true)?;
-        ck.restore_optim(&opt)?;
-        opt.weights.step = state.weights_step;
-        opt.masks.step = state.masks_step;
+        state = resume_into(ck, "dense", net.as_ref(), &mut opt)?;
     }
     let out = cfg.common.out_dir.clone();
     let config_text = hf_core::config::to_toml(&cfg);
@@ -383,6 +394,12 @@ pub fn train_dense(
     let lp = EpochRunner::new(&cfg.common, &data, dev);
     let mut log = RecordLog::new(&out, "records", state.records.clone());
     let ck_path = out.join("checkpoint.safetensors");
+    let files = RunFiles {
+        out: &out,
+        checkpoint: &ck_path,
+        config: &config_text,
+        kind: data.kind,
+    };
     for epoch in state.epoch + 1..=cfg.epochs {
         let t0 = Instant::now();
         let lr = cosine(
@@ -423,12 +440,6 @@ pub fn train_dense(
             weight_lr: lr,
             mask_lr: 0.0,
             seconds: t0.elapsed().as_secs_f64(),
-        };
-        let files = RunFiles {
-            out: &out,
-            checkpoint: &ck_path,
-            config: &config_text,
-            kind: data.kind,
         };
         if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
@@ -585,11 +596,7 @@ pub fn prune(
         records: vec![],
     };
     if let Some(ck) = resume {
-        state = resume_state(ck, "prune")?;
-        ck.restore_net(net.as_ref(), true)?;
-        ck.restore_optim(&opt)?;
-        opt.weights.step = state.weights_step;
-        opt.masks.step = state.masks_step;
+        state = resume_into(ck, "prune", net.as_ref(), &mut opt)?;
     } else if let Some(from) = &cfg.from {
         let dense = Checkpoint::load(from)?;
         let arch = dense.meta_str("arch")?;
@@ -609,6 +616,12 @@ pub fn prune(
     let lp = EpochRunner::new(&cfg.common, &data, dev);
     let mut log = RecordLog::new(&out, "records", state.records.clone());
     let ck_path = out.join("checkpoint.safetensors");
+    let files = RunFiles {
+        out: &out,
+        checkpoint: &ck_path,
+        config: &config_text,
+        kind: data.kind,
+    };
     for epoch in state.epoch + 1..=total {
         let t0 = Instant::now();
         let stage = plan.stage(epoch);
@@ -679,12 +692,6 @@ pub fn prune(
             weight_lr: s.weight_lr,
             mask_lr: s.mask_lr,
             seconds: t0.elapsed().as_secs_f64(),
-        };
-        let files = RunFiles {
-            out: &out,
-            checkpoint: &ck_path,
-            config: &config_text,
-            kind: data.kind,
         };
         if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
