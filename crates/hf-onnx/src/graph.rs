@@ -1,0 +1,1 @@
+//! The imported network: a layer graph with its initial tensors.

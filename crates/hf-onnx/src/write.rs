@@ -1,0 +1,1 @@
+//! `hf-sparse` layers → a standard ONNX model.
