@@ -127,6 +127,8 @@ fn resnet20_layer(sparsity: f64) -> ExportModel {
             kernel,
             stride,
             padding,
+            dilation: [1, 1],
+            groups: 1,
             bias,
             activation: Activation::Relu,
             input: None,

@@ -15,6 +15,18 @@ use crate::kernels::{Csr, Sell8};
 use crate::Activation;
 use std::arch::x86_64::*;
 
+/// The activation on eight lanes.
+#[inline(always)]
+unsafe fn act8(act: Activation, r: __m256) -> __m256 {
+    match act {
+        Activation::None => r,
+        Activation::Relu => _mm256_max_ps(r, _mm256_setzero_ps()),
+        Activation::Relu6 => {
+            _mm256_min_ps(_mm256_max_ps(r, _mm256_setzero_ps()), _mm256_set1_ps(6.0))
+        }
+    }
+}
+
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
@@ -35,7 +47,7 @@ unsafe fn spmm_tile<const N: usize>(
     batch: usize,
     j: usize,
     b: f32,
-    relu: bool,
+    act: Activation,
     out: *mut f32,
 ) {
     let mut acc = [_mm256_setzero_ps(); N];
@@ -47,13 +59,8 @@ unsafe fn spmm_tile<const N: usize>(
         }
     }
     let bv = _mm256_set1_ps(b);
-    let zero = _mm256_setzero_ps();
     for (t, a) in acc.iter().enumerate() {
-        let mut r = _mm256_add_ps(*a, bv);
-        if relu {
-            r = _mm256_max_ps(r, zero);
-        }
-        _mm256_storeu_ps(out.add(8 * t), r);
+        _mm256_storeu_ps(out.add(8 * t), act8(act, _mm256_add_ps(*a, bv)));
     }
 }
 
@@ -69,7 +76,6 @@ pub(crate) unsafe fn spmm_t_rows(
     act: Activation,
     yt: &mut [f32],
 ) {
-    let relu = act == Activation::Relu;
     let xp = xt.as_ptr();
     for (i, yrow) in yt.chunks_exact_mut(batch).enumerate() {
         let r = r0 + i;
@@ -81,15 +87,15 @@ pub(crate) unsafe fn spmm_t_rows(
         let op = yrow.as_mut_ptr();
         let mut j = 0;
         while j + 64 <= batch {
-            spmm_tile::<8>(cols, vals, xp, batch, j, b, relu, op.add(j));
+            spmm_tile::<8>(cols, vals, xp, batch, j, b, act, op.add(j));
             j += 64;
         }
         while j + 32 <= batch {
-            spmm_tile::<4>(cols, vals, xp, batch, j, b, relu, op.add(j));
+            spmm_tile::<4>(cols, vals, xp, batch, j, b, act, op.add(j));
             j += 32;
         }
         while j + 8 <= batch {
-            spmm_tile::<1>(cols, vals, xp, batch, j, b, relu, op.add(j));
+            spmm_tile::<1>(cols, vals, xp, batch, j, b, act, op.add(j));
             j += 8;
         }
         while j < batch {
@@ -97,8 +103,7 @@ pub(crate) unsafe fn spmm_t_rows(
             for (c, v) in cols.iter().zip(vals) {
                 acc = v.mul_add(*xp.add(*c as usize * batch + j), acc);
             }
-            let v = acc + b;
-            *op.add(j) = if relu { v.max(0.0) } else { v };
+            *op.add(j) = act.apply(acc + b);
             j += 1;
         }
     }
@@ -117,19 +122,12 @@ pub(crate) unsafe fn matvec_rows(
     act: Activation,
     y: &mut [f32],
 ) {
-    let relu = act == Activation::Relu;
     let xp = x.as_ptr();
     let n8 = cols / 8 * 8;
     let n16 = cols / 16 * 16;
     let rows = y.len();
-    let finish = |r: usize, v: f32| -> f32 {
-        let v = v + bias.map_or(0.0, |b| *b.get_unchecked(r));
-        if relu {
-            v.max(0.0)
-        } else {
-            v
-        }
-    };
+    let finish =
+        |r: usize, v: f32| -> f32 { act.apply(v + bias.map_or(0.0, |b| *b.get_unchecked(r))) };
     let mut i = 0;
     while i + 4 <= rows {
         let r = r0 + i;
@@ -283,7 +281,6 @@ pub(crate) unsafe fn sell8_mv(
     let cp = s.col.as_ptr();
     let vp = s.val.as_ptr();
     let zero = _mm256_setzero_ps();
-    let relu = act == Activation::Relu;
     let mut lanes = [0.0f32; 8];
     #[inline(always)]
     unsafe fn gather8(xp: *const f32, c: *const u32) -> __m256 {
@@ -318,11 +315,7 @@ pub(crate) unsafe fn sell8_mv(
             let x0 = gather8(xp, cp.add(g * 8));
             acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(vp.add(g * 8)), x0, acc0);
         }
-        let mut r = _mm256_add_ps(acc0, acc1);
-        if relu {
-            r = _mm256_max_ps(r, zero);
-        }
-        _mm256_storeu_ps(lanes.as_mut_ptr(), r);
+        _mm256_storeu_ps(lanes.as_mut_ptr(), act8(act, _mm256_add_ps(acc0, acc1)));
         let base = ch * 8;
         let n = (s.rows - base).min(8);
         for (l, v) in lanes.iter().enumerate().take(n) {

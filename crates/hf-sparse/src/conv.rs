@@ -14,6 +14,10 @@
 //!   [`SparseConv::Auto`] (the default) picks per layer (see [`AUTO_IM2COL_DENSITY`]).
 //! * **dense**: im2col (skipped for 1x1, stride 1, no padding) + `matrixmultiply::sgemm`.
 //!
+//! Grouped convolutions (depthwise included) run the same kernels: output channel `o` reads
+//! the input planes (or patch rows) of its group, and the dense path does one sgemm per group.
+//! Dilation only spaces the taps (`dy·dh`, `dx·dw`) in the shifted-plane and patch offsets.
+//!
 //! Threads: across examples when the batch is large enough, else across output channels
 //! (nnz-balanced), only above [`PAR_MIN_WORK`](crate::PAR_MIN_WORK) multiply-adds per call.
 
@@ -80,11 +84,7 @@ fn axpy<const FMA: bool>(a: f32, x: &[f32], y: &mut [f32]) {
 
 #[inline(always)]
 fn finish(act: Activation, y: &mut [f32]) {
-    if act == Activation::Relu {
-        for v in y {
-            *v = v.max(0.0);
-        }
-    }
+    act.apply_all(y)
 }
 
 /// Row length of the direct kernel's input layout: `w` for stride 1; for a horizontal stride
@@ -130,16 +130,20 @@ fn direct_body(
     let row = phased_row(g);
     let wph = row / g.sw;
     let cplane = g.h * row;
+    // output channels per group; the group's first input channel
+    let og = (a.rows / g.groups).max(1);
     for (oi, yp) in y.chunks_exact_mut(plane).enumerate() {
         let o = o0 + oi;
+        let cbase = (o / og) * g.cg();
         yp.fill(bias.map_or(0.0, |b| b[o]));
         for k in a.row_ptr[o]..a.row_ptr[o + 1] {
             let col = a.col_idx[k] as usize;
             let v = a.values[k];
             let c = col / khw;
             let r = col - c * khw;
-            let dy = r / g.kw;
-            let dx = r - dy * g.kw;
+            let c = cbase + c;
+            let dy = r / g.kw * g.dh;
+            let dx = (r % g.kw) * g.dw;
             let (oy0, oy1) = Geom::valid_range(g.ho, g.h, g.sh, g.ph, dy);
             let (ox0, ox1) = Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx);
             if ox0 >= ox1 {
@@ -161,17 +165,20 @@ fn direct_body(
 }
 
 /// Unfolds one example `x` (`c x h x w`) into `col` (`c·kh·kw x ho·wo`), zeros where the
-/// window hangs over the padding.
+/// window hangs over the padding. Group `gi`'s rows are `gi·(c/groups)·kh·kw ..` of the next
+/// `(c/groups)·kh·kw`.
 fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
     let plane = g.ho * g.wo;
     let hw = g.h * g.w;
     for c in 0..g.c {
         let xp = &x[c * hw..(c + 1) * hw];
-        for dy in 0..g.kh {
+        for ty in 0..g.kh {
+            let dy = ty * g.dh;
             let (oy0, oy1) = Geom::valid_range(g.ho, g.h, g.sh, g.ph, dy);
-            for dx in 0..g.kw {
+            for tx in 0..g.kw {
+                let dx = tx * g.dw;
                 let (ox0, ox1) = Geom::valid_range(g.wo, g.w, g.sw, g.pw, dx);
-                let row = (c * g.kh + dy) * g.kw + dx;
+                let row = (c * g.kh + ty) * g.kw + tx;
                 let dst = &mut col[row * plane..(row + 1) * plane];
                 if ox0 >= ox1 {
                     dst.fill(0.0);
@@ -205,10 +212,13 @@ fn is_pointwise(g: &Geom) -> bool {
     g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0
 }
 
-/// Output channels `o0..` of one example from its patch matrix, sparse.
+/// Output channels `o0..` of one example from its patch matrix, sparse. `og` = output
+/// channels per group (group `o / og` reads patch rows `(o / og)·a.cols ..`).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn im2col_sparse_body<const FMA: bool>(
     plane: usize,
+    og: usize,
     a: &Csr,
     o0: usize,
     col: &[f32],
@@ -218,9 +228,10 @@ fn im2col_sparse_body<const FMA: bool>(
 ) {
     for (oi, yp) in y.chunks_exact_mut(plane).enumerate() {
         let o = o0 + oi;
+        let base = (o / og) * a.cols;
         yp.fill(bias.map_or(0.0, |b| b[o]));
         for k in a.row_ptr[o]..a.row_ptr[o + 1] {
-            let c = a.col_idx[k] as usize;
+            let c = base + a.col_idx[k] as usize;
             axpy::<FMA>(a.values[k], &col[c * plane..(c + 1) * plane], yp);
         }
         finish(act, yp);
@@ -275,8 +286,10 @@ fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn im2col_sparse_avx2(
     plane: usize,
+    og: usize,
     a: &Csr,
     o0: usize,
     col: &[f32],
@@ -284,7 +297,7 @@ unsafe fn im2col_sparse_avx2(
     act: Activation,
     y: &mut [f32],
 ) {
-    im2col_sparse_body::<true>(plane, a, o0, col, bias, act, y)
+    im2col_sparse_body::<true>(plane, og, a, o0, col, bias, act, y)
 }
 
 /// Sparse rows `o0..` of one example, given either the example (direct) or its patch matrix.
@@ -301,12 +314,13 @@ fn sparse_rows(
     y: &mut [f32],
 ) {
     let plane = g.ho * g.wo;
+    let og = (a.rows / g.groups).max(1);
     match (algo, isa) {
         (SparseConv::Direct, Isa::Generic) => {
             direct_body(g, a, o0, x_or_col, bias, act, y, axpy::<false>)
         }
         (SparseConv::Im2col | SparseConv::Auto, Isa::Generic) => {
-            im2col_sparse_body::<false>(plane, a, o0, x_or_col, bias, act, y)
+            im2col_sparse_body::<false>(plane, og, a, o0, x_or_col, bias, act, y)
         }
         // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
         #[cfg(target_arch = "x86_64")]
@@ -315,7 +329,7 @@ fn sparse_rows(
         },
         #[cfg(target_arch = "x86_64")]
         (SparseConv::Im2col | SparseConv::Auto, Isa::Avx2Fma) => unsafe {
-            im2col_sparse_avx2(plane, a, o0, x_or_col, bias, act, y)
+            im2col_sparse_avx2(plane, og, a, o0, x_or_col, bias, act, y)
         },
     }
 }
@@ -352,7 +366,7 @@ fn over_examples<F>(
 }
 
 /// Sparse convolution `y = act(conv(x, A) + b)` over a batch: `x` is `batch x (c·h·w)`,
-/// `y` is `batch x (a.rows·ho·wo)`, `a` is `out x (c·kh·kw)` CSR.
+/// `y` is `batch x (a.rows·ho·wo)`, `a` is `out x (c/groups·kh·kw)` CSR.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_sparse(
     exec: Exec,
@@ -368,7 +382,8 @@ pub(crate) fn conv_sparse(
     let plane = g.ho * g.wo;
     let in_len = g.c * g.h * g.w;
     let out_len = a.rows * plane;
-    debug_assert_eq!(a.cols, g.c * g.kh * g.kw);
+    debug_assert_eq!(a.cols, g.cg() * g.kh * g.kw);
+    debug_assert_eq!(a.rows % g.groups, 0);
     debug_assert_eq!(x.len(), batch * in_len);
     debug_assert_eq!(y.len(), batch * out_len);
     if batch == 0 || out_len == 0 {
@@ -378,7 +393,7 @@ pub(crate) fn conv_sparse(
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
     let phase = algo == SparseConv::Direct && g.sw > 1;
     let col_len = if unfold {
-        a.cols * plane
+        g.c * g.kh * g.kw * plane
     } else if phase {
         g.c * g.h * phased_row(g)
     } else {
@@ -511,7 +526,7 @@ unsafe fn gemm_cols(
             1,
         );
     }
-    if act == Activation::Relu {
+    if act != Activation::None {
         for r in 0..out {
             finish(
                 act,
@@ -521,8 +536,8 @@ unsafe fn gemm_cols(
     }
 }
 
-/// Dense convolution over a batch (im2col + sgemm): `w` is `out x (c·kh·kw)` row-major,
-/// shapes as in [`conv_sparse`].
+/// Dense convolution over a batch (im2col + one sgemm per group): `w` is
+/// `out x (c/groups·kh·kw)` row-major, shapes as in [`conv_sparse`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_dense(
     exec: Exec,
@@ -536,17 +551,20 @@ pub(crate) fn conv_dense(
     y: &mut [f32],
 ) {
     let plane = g.ho * g.wo;
-    let k = g.c * g.kh * g.kw;
+    // per group: k patch rows, og output channels
+    let k = g.cg() * g.kh * g.kw;
+    let og = out / g.groups;
     let in_len = g.c * g.h * g.w;
     let out_len = out * plane;
     debug_assert_eq!(w.len(), out * k);
+    debug_assert_eq!(out % g.groups, 0);
     debug_assert_eq!(x.len(), batch * in_len);
     debug_assert_eq!(y.len(), batch * out_len);
     if batch == 0 || out_len == 0 {
         return;
     }
     let unfold = !is_pointwise(g);
-    let col_len = if unfold { k * plane } else { 0 };
+    let col_len = if unfold { g.groups * k * plane } else { 0 };
     let work = out
         .saturating_mul(k)
         .saturating_mul(plane)
@@ -568,11 +586,24 @@ pub(crate) fn conv_dense(
                 (0..plane.div_ceil(per)).into_par_iter().for_each(|p| {
                     let n0 = p * per;
                     let n = per.min(plane - n0);
-                    // SAFETY: pieces write the disjoint column ranges n0..n0+n of example e's
-                    // `out x plane` output, which lies inside `y`.
-                    unsafe {
-                        gemm_cols(w, out, k, src, plane, n0, n, bias, act, yp.at(e * out_len))
-                    };
+                    for gi in 0..g.groups {
+                        // SAFETY: pieces write the disjoint column ranges n0..n0+n of example
+                        // e's `out x plane` output (group gi: rows gi·og..), inside `y`.
+                        unsafe {
+                            gemm_cols(
+                                &w[gi * og * k..(gi + 1) * og * k],
+                                og,
+                                k,
+                                &src[gi * k * plane..(gi + 1) * k * plane],
+                                plane,
+                                n0,
+                                n,
+                                bias.map(|b| &b[gi * og..(gi + 1) * og]),
+                                act,
+                                yp.at(e * out_len + gi * og * plane),
+                            )
+                        };
+                    }
                 });
             }
         });
@@ -585,7 +616,17 @@ pub(crate) fn conv_dense(
         } else {
             xe
         };
-        gemm_rows(w, k, src, plane, bias, act, ye);
+        for gi in 0..g.groups {
+            gemm_rows(
+                &w[gi * og * k..(gi + 1) * og * k],
+                k,
+                &src[gi * k * plane..(gi + 1) * k * plane],
+                plane,
+                bias.map(|b| &b[gi * og..(gi + 1) * og]),
+                act,
+                &mut ye[gi * og * plane..(gi + 1) * og * plane],
+            );
+        }
     });
 }
 

@@ -66,19 +66,39 @@ pub(crate) struct Geom {
     /// Padding.
     pub ph: usize,
     pub pw: usize,
+    /// Dilation (spacing of the window taps; 1 for pooling).
+    pub dh: usize,
+    pub dw: usize,
+    /// Channel groups of a convolution (1 for pooling): output channel `o` of `out` reads
+    /// input channels `(o / (out/groups))·(c/groups) ..` of the next `c/groups`.
+    pub groups: usize,
     /// Output height and width.
     pub ho: usize,
     pub wo: usize,
 }
 
 impl Geom {
-    /// The geometry of a window over `input`, or an error naming the problem (zero window or
-    /// stride, an output that collapses to nothing, overflow).
+    /// The geometry of a (pooling) window over `input`: [`Geom::conv`] without dilation or
+    /// groups.
     pub(crate) fn new(
         input: Shape,
         kernel: [usize; 2],
         stride: [usize; 2],
         padding: [usize; 2],
+    ) -> Result<Geom, String> {
+        Geom::conv(input, kernel, stride, padding, [1, 1], 1)
+    }
+
+    /// The geometry of a convolution window over `input`, or an error naming the problem
+    /// (zero window, stride or dilation, groups that do not divide the channels, an output
+    /// that collapses to nothing, overflow).
+    pub(crate) fn conv(
+        input: Shape,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+        groups: usize,
     ) -> Result<Geom, String> {
         if kernel[0] == 0 || kernel[1] == 0 {
             return Err(format!("kernel {kernel:?} has a zero size"));
@@ -86,20 +106,56 @@ impl Geom {
         if stride[0] == 0 || stride[1] == 0 {
             return Err(format!("stride {stride:?} has a zero step (must be >= 1)"));
         }
-        let out = |size: usize, k: usize, s: usize, p: usize, axis: &str| {
+        if dilation[0] == 0 || dilation[1] == 0 {
+            return Err(format!(
+                "dilation {dilation:?} has a zero step (must be >= 1)"
+            ));
+        }
+        if groups == 0 || !input.c.is_multiple_of(groups) {
+            return Err(format!(
+                "groups {groups} does not divide the {} input channels",
+                input.c
+            ));
+        }
+        let out = |size: usize, k: usize, s: usize, p: usize, d: usize, axis: &str| {
             let padded = p
                 .checked_mul(2)
                 .and_then(|p2| size.checked_add(p2))
                 .ok_or_else(|| format!("padding {p} overflows"))?;
-            if padded < k {
-                return Err(format!(
-                    "output {axis} collapses to 0: input {axis} {size} + 2·padding {p} is smaller than the kernel {k}"
-                ));
+            // the window's extent: d·(k − 1) + 1
+            let extent = (k - 1)
+                .checked_mul(d)
+                .and_then(|e| e.checked_add(1))
+                .ok_or_else(|| format!("kernel {k} with dilation {d} overflows"))?;
+            if padded < extent {
+                return Err(if d == 1 {
+                    format!(
+                        "output {axis} collapses to 0: input {axis} {size} + 2·padding {p} is smaller than the kernel {k}"
+                    )
+                } else {
+                    format!(
+                        "output {axis} collapses to 0: input {axis} {size} + 2·padding {p} is smaller than the dilated kernel {extent} (kernel {k}, dilation {d})"
+                    )
+                });
             }
-            Ok((padded - k) / s + 1)
+            Ok((padded - extent) / s + 1)
         };
-        let ho = out(input.h, kernel[0], stride[0], padding[0], "height")?;
-        let wo = out(input.w, kernel[1], stride[1], padding[1], "width")?;
+        let ho = out(
+            input.h,
+            kernel[0],
+            stride[0],
+            padding[0],
+            dilation[0],
+            "height",
+        )?;
+        let wo = out(
+            input.w,
+            kernel[1],
+            stride[1],
+            padding[1],
+            dilation[1],
+            "width",
+        )?;
         Ok(Geom {
             c: input.c,
             h: input.h,
@@ -110,13 +166,22 @@ impl Geom {
             sw: stride[1],
             ph: padding[0],
             pw: padding[1],
+            dh: dilation[0],
+            dw: dilation[1],
+            groups,
             ho,
             wo,
         })
     }
 
+    /// Input channels per group.
+    #[inline(always)]
+    pub(crate) fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+
     /// Output positions `lo..hi` along one axis whose input coordinate
-    /// `o·stride + d − pad` lies in `0..size`.
+    /// `o·stride + d − pad` lies in `0..size` (`d` = tap offset, i.e. tap · dilation).
     #[inline(always)]
     pub(crate) fn valid_range(
         out: usize,

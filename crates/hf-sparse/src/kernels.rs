@@ -633,11 +633,7 @@ fn gemm_chunk(
             );
         }
     }
-    if act == Activation::Relu {
-        for v in y.iter_mut() {
-            *v = v.max(0.0);
-        }
-    }
+    act.apply_all(y);
 }
 
 /// Transposes the row-major `rows x cols` matrix `src` into `dst` (`cols x rows`).

@@ -382,9 +382,18 @@ impl Model {
                 kernel,
                 stride,
                 padding,
+                dilation,
+                groups,
                 ..
             } => {
-                let Ok(g) = Geom::new(node.in_shape, *kernel, *stride, *padding) else {
+                let Ok(g) = Geom::conv(
+                    node.in_shape,
+                    *kernel,
+                    *stride,
+                    *padding,
+                    *dilation,
+                    *groups,
+                ) else {
                     return; // unreachable: the plan was validated with the same geometry
                 };
                 match (&l.dense, sparse) {

@@ -39,10 +39,13 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<String>,
     },
-    /// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d` with `groups = 1`,
-    /// `dilation = 1`), with any BatchNorm already folded into `weight` and `bias`. The weight
-    /// is `out_channels x in_channels x kernel[0] x kernel[1]`; output size per axis is
-    /// `(size + 2·padding − kernel) / stride + 1` (floor), zero padding.
+    /// A 2-D convolution (cross-correlation, as PyTorch's `Conv2d`), with any BatchNorm already
+    /// folded into `weight` and `bias`. The weight is
+    /// `out_channels x in_channels/groups x kernel[0] x kernel[1]`; output size per axis is
+    /// `(size + 2·padding − dilation·(kernel − 1) − 1) / stride + 1` (floor), zero padding.
+    /// With `groups = g`, output channel `o` reads only the input channels of its group
+    /// `o / (out_channels/g)`; `groups == in_channels == out_channels` is a depthwise
+    /// convolution.
     Conv2d {
         /// Unique layer name.
         name: String,
@@ -56,6 +59,14 @@ pub enum LayerSpec {
         stride: [usize; 2],
         /// Zero padding `[top/bottom, left/right]`.
         padding: [usize; 2],
+        /// Spacing of the kernel taps `[vertical, horizontal]`, each at least 1; defaults to
+        /// `[1, 1]` and is not written then (files without it load unchanged).
+        #[serde(default = "ones", skip_serializing_if = "is_ones")]
+        dilation: [usize; 2],
+        /// Channel groups, at least 1, dividing `in_channels` and `out_channels`; defaults to 1
+        /// and is not written then.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
         /// Whether the layer has a bias vector of length `out_channels`.
         bias: bool,
         /// Activation applied after the bias.
@@ -182,16 +193,17 @@ impl LayerSpec {
     }
 
     /// Columns of the layer's weight matrix: `in_features` (linear),
-    /// `in_channels·kernel[0]·kernel[1]` (conv2d, the weight flattened per output channel;
-    /// saturating), 0 for layers without weights.
+    /// `in_channels/groups·kernel[0]·kernel[1]` (conv2d, the weight flattened per output
+    /// channel; saturating), 0 for layers without weights.
     pub fn in_features(&self) -> usize {
         match self {
             LayerSpec::Linear { in_features, .. } => *in_features,
             LayerSpec::Conv2d {
                 in_channels,
                 kernel,
+                groups,
                 ..
-            } => in_channels
+            } => (in_channels / groups.max(&1))
                 .saturating_mul(kernel[0])
                 .saturating_mul(kernel[1]),
             _ => 0,
@@ -209,7 +221,7 @@ impl LayerSpec {
     }
 
     /// Shape of the stored dense weight and mask: `[out, in]` (linear),
-    /// `[out, in, kh, kw]` (conv2d), `None` for layers without weights.
+    /// `[out, in/groups, kh, kw]` (conv2d), `None` for layers without weights.
     pub fn weight_shape(&self) -> Option<Vec<usize>> {
         match self {
             LayerSpec::Linear {
@@ -221,8 +233,14 @@ impl LayerSpec {
                 in_channels,
                 out_channels,
                 kernel,
+                groups,
                 ..
-            } => Some(vec![*out_channels, *in_channels, kernel[0], kernel[1]]),
+            } => Some(vec![
+                *out_channels,
+                in_channels / groups.max(&1),
+                kernel[0],
+                kernel[1],
+            ]),
             _ => None,
         }
     }
@@ -245,17 +263,18 @@ impl LayerSpec {
         }
     }
 
-    /// Number of prunable weights (`out_features * in_features`; 0 for layers without
-    /// weights), `None` on overflow.
+    /// Number of prunable weights (`out_features * in_features`, conv2d
+    /// `out·in/groups·kh·kw`; 0 for layers without weights), `None` on overflow.
     pub fn weight_count(&self) -> Option<usize> {
         match self {
             LayerSpec::Conv2d {
                 in_channels,
                 out_channels,
                 kernel,
+                groups,
                 ..
             } => out_channels
-                .checked_mul(*in_channels)?
+                .checked_mul(in_channels / groups.max(&1))?
                 .checked_mul(kernel[0])?
                 .checked_mul(kernel[1]),
             _ => self.out_features().checked_mul(self.in_features()),
@@ -263,7 +282,7 @@ impl LayerSpec {
     }
 }
 
-/// Activation applied after a layer's bias. Serialised as `"none"` / `"relu"`.
+/// Activation applied after a layer's bias. Serialised as `"none"` / `"relu"` / `"relu6"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
@@ -271,17 +290,49 @@ pub enum Activation {
     None,
     /// `max(x, 0)`.
     Relu,
+    /// `min(max(x, 0), 6)` (MobileNet's ReLU6; ONNX `Clip(0, 6)`).
+    Relu6,
 }
 
 impl Activation {
-    /// Applies the activation to one value.
+    /// Applies the activation to one value. (ReLU and ReLU6 map NaN to 0, as the AVX2 kernels
+    /// do, hence `max(0).min(6)` rather than `clamp`.)
     #[inline(always)]
+    #[allow(clippy::manual_clamp)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::None => x,
             Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.max(0.0).min(6.0),
         }
     }
+
+    /// Applies the activation to every value (nothing to do for [`Activation::None`]).
+    #[inline]
+    #[allow(clippy::manual_clamp)]
+    pub fn apply_all(self, y: &mut [f32]) {
+        match self {
+            Activation::None => {}
+            Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Relu6 => y.iter_mut().for_each(|v| *v = v.max(0.0).min(6.0)),
+        }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+fn ones() -> [usize; 2] {
+    [1, 1]
+}
+
+fn is_ones(v: &[usize; 2]) -> bool {
+    *v == [1, 1]
 }
 
 /// Descriptive metadata stored in every exported file (the safetensors `__metadata__` map).

@@ -183,6 +183,8 @@ pub fn conv_net(
                 kernel: [k, k],
                 stride: [stride, stride],
                 padding: [k / 2, k / 2],
+                dilation: [1, 1],
+                groups: 1,
                 bias: true,
                 activation: if relu {
                     Activation::Relu
@@ -268,6 +270,168 @@ pub fn conv_net(
     let mut model = ExportModel {
         meta: ExportMeta {
             architecture: format!("conv_net_c{c}_s{s}"),
+            dataset: "synthetic".to_string(),
+            input_shape: vec![3, s, s],
+            classes: 10,
+            accuracy: None,
+            density_per_layer: Vec::new(),
+            total_density: 1.0,
+            extra,
+        },
+        layers,
+    };
+    model.recompute_densities();
+    model
+}
+
+/// One convolution of [`mobile_net`]: random pruned weights for its fan-in, a random
+/// inference-mode BatchNorm folded in.
+#[allow(clippy::too_many_arguments)]
+fn mobile_conv(
+    rng: &mut ChaCha8Rng,
+    density: f64,
+    name: &str,
+    (cin, cout, groups): (usize, usize, usize),
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    activation: Activation,
+    input: Option<&str>,
+) -> (LayerSpec, LayerTensors) {
+    let fan_in = cin / groups * k * k;
+    let (weight, mask) = pruned(rng, cout * fan_in, fan_in, density);
+    let mut t = LayerTensors {
+        weight,
+        bias: None,
+        mask,
+    };
+    let gamma: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+    let beta: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+    let mean: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+    let var: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+    // cannot fail: one entry per channel, positive variances
+    let _ = crate::spec::fold_batch_norm(&mut t, &gamma, &beta, &mean, &var, 1e-5);
+    let pad = dilation * (k / 2);
+    (
+        LayerSpec::Conv2d {
+            name: name.to_string(),
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [pad, pad],
+            dilation: [dilation, dilation],
+            groups,
+            bias: true,
+            activation,
+            input: input.map(str::to_string),
+        },
+        t,
+    )
+}
+
+/// A small randomly pruned MobileNet-style network (depthwise-separable blocks, ReLU6, an
+/// inverted-residual sum, a dilated and a grouped convolution), for tests of those layer
+/// kinds: input `3 x image_size x image_size`, `base_channels` = C, 10 classes.
+///
+/// | layer | type | shape |
+/// | --- | --- | --- |
+/// | `conv1` | conv2d 3→C, 3x3, stride 2, pad 1, BN folded, ReLU6 | C x S' x S' |
+/// | `dw1` | depthwise conv2d C→C (groups C), 3x3, pad 1, ReLU6 | C x S' x S' |
+/// | `pw1` | conv2d C→C, 1x1 (linear bottleneck) | C x S' x S' |
+/// | `add1` | add(`pw1`, `conv1`), no activation | C x S' x S' |
+/// | `expand` | conv2d C→2C, 1x1, ReLU6 | 2C x S' x S' |
+/// | `dw2` | depthwise 2C→2C, 3x3, dilation 2, pad 2, ReLU6 | 2C x S' x S' |
+/// | `gconv` | conv2d 2C→2C, groups 2, 3x3, pad 1, ReLU | 2C x S' x S' |
+/// | `dw3` | depthwise with channel multiplier 2: 2C→4C (groups 2C), 3x3, stride 2, pad 1, ReLU6 | 4C x S'' x S'' |
+/// | `gap`, `flat` | global_avg_pool, flatten | 4C |
+/// | `fc` | linear 4C→10 | 10 |
+///
+/// with `S' = ⌊(S − 1)/2⌋ + 1`, `S'' = ⌊(S' − 1)/2⌋ + 1`. Pruned and initialised as
+/// [`conv_net`]; `base_channels` and `image_size` are raised to at least 1 and 3.
+/// Deterministic for a given seed.
+pub fn mobile_net(
+    base_channels: usize,
+    image_size: usize,
+    sparsity_percent: f64,
+    seed: u64,
+) -> ExportModel {
+    let sp = if sparsity_percent.is_nan() {
+        0.0
+    } else {
+        sparsity_percent.clamp(0.0, 100.0)
+    };
+    let d = 1.0 - sp / 100.0;
+    let c = base_channels.max(1);
+    let s = image_size.max(3);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let r = &mut rng;
+    let (relu6, none) = (Activation::Relu6, Activation::None);
+    let mut layers = vec![
+        mobile_conv(r, d, "conv1", (3, c, 1), 3, 2, 1, relu6, None),
+        mobile_conv(r, d, "dw1", (c, c, c), 3, 1, 1, relu6, None),
+        mobile_conv(r, d, "pw1", (c, c, 1), 1, 1, 1, none, None),
+        (
+            LayerSpec::Add {
+                name: "add1".into(),
+                inputs: ["pw1".into(), "conv1".into()],
+                activation: none,
+            },
+            LayerTensors::default(),
+        ),
+        mobile_conv(r, d, "expand", (c, 2 * c, 1), 1, 1, 1, relu6, None),
+        mobile_conv(r, d, "dw2", (2 * c, 2 * c, 2 * c), 3, 1, 2, relu6, None),
+        mobile_conv(
+            r,
+            d,
+            "gconv",
+            (2 * c, 2 * c, 2),
+            3,
+            1,
+            1,
+            Activation::Relu,
+            None,
+        ),
+        mobile_conv(r, d, "dw3", (2 * c, 4 * c, 2 * c), 3, 2, 1, relu6, None),
+        (
+            LayerSpec::GlobalAvgPool {
+                name: "gap".into(),
+                input: None,
+            },
+            LayerTensors::default(),
+        ),
+        (
+            LayerSpec::Flatten {
+                name: "flat".into(),
+                input: None,
+            },
+            LayerTensors::default(),
+        ),
+    ];
+    let (weight, mask) = pruned(r, 10 * 4 * c, 4 * c, d);
+    let bias: Vec<f32> = (0..10).map(|_| r.gen_range(-0.05f32..0.05)).collect();
+    layers.push((
+        LayerSpec::Linear {
+            name: "fc".into(),
+            in_features: 4 * c,
+            out_features: 10,
+            bias: true,
+            activation: none,
+            input: None,
+        },
+        LayerTensors {
+            weight,
+            bias: Some(bias),
+            mask,
+        },
+    ));
+    let mut extra = BTreeMap::new();
+    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
+    extra.insert("seed".to_string(), seed.to_string());
+    extra.insert("sparsity_percent".to_string(), sp.to_string());
+    let mut model = ExportModel {
+        meta: ExportMeta {
+            architecture: format!("mobile_net_c{c}_s{s}"),
             dataset: "synthetic".to_string(),
             input_shape: vec![3, s, s],
             classes: 10,

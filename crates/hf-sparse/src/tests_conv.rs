@@ -24,8 +24,9 @@ fn random_vec(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
-/// Naive f64 convolution of one example, straight from the definition (zero padding), with
-/// the per-output scale `sum |w x| + |b|` for tolerances.
+/// Naive f64 convolution of one example, straight from the definition (zero padding, groups,
+/// dilation), with the per-output scale `sum |w x| + |b|` for tolerances. `w` is
+/// `out x c/groups x kh x kw`.
 fn ref_conv(
     g: &Geom,
     out: usize,
@@ -35,38 +36,43 @@ fn ref_conv(
     x: &[f32],
 ) -> Vec<(f64, f64)> {
     let mut y = Vec::with_capacity(out * g.ho * g.wo);
+    let cg = g.c / g.groups;
+    let og = out / g.groups;
     for o in 0..out {
         for oy in 0..g.ho {
             for ox in 0..g.wo {
                 let mut s = bias.map_or(0.0, |b| b[o] as f64);
                 let mut scale = s.abs();
-                for c in 0..g.c {
+                for ci in 0..cg {
+                    let c = (o / og) * cg + ci;
                     for dy in 0..g.kh {
                         for dx in 0..g.kw {
-                            let iy = (oy * g.sh + dy) as i64 - g.ph as i64;
-                            let ix = (ox * g.sw + dx) as i64 - g.pw as i64;
+                            let iy = (oy * g.sh + dy * g.dh) as i64 - g.ph as i64;
+                            let ix = (ox * g.sw + dx * g.dw) as i64 - g.pw as i64;
                             if iy < 0 || ix < 0 || iy >= g.h as i64 || ix >= g.w as i64 {
                                 continue;
                             }
-                            let wv = w[((o * g.c + c) * g.kh + dy) * g.kw + dx] as f64;
+                            let wv = w[((o * cg + ci) * g.kh + dy) * g.kw + dx] as f64;
                             let t = wv * x[(c * g.h + iy as usize) * g.w + ix as usize] as f64;
                             s += t;
                             scale += t.abs();
                         }
                     }
                 }
-                y.push((
-                    if act == Activation::Relu {
-                        s.max(0.0)
-                    } else {
-                        s
-                    },
-                    scale,
-                ));
+                y.push((ref_act(act, s), scale));
             }
         }
     }
     y
+}
+
+/// The activation in f64.
+fn ref_act(act: Activation, v: f64) -> f64 {
+    match act {
+        Activation::None => v,
+        Activation::Relu => v.max(0.0),
+        Activation::Relu6 => v.clamp(0.0, 6.0),
+    }
 }
 
 fn assert_close(got: &[f32], want: &[(f64, f64)], what: &str) {
@@ -296,10 +302,7 @@ pub(crate) fn reference_graph(net: &ExportModel, x: &[f32]) -> Vec<f64> {
             .zip(&t.mask)
             .map(|(w, m)| if *m >= 0.0 { *w as f64 } else { 0.0 })
             .collect();
-        let act = |v: f64| match spec.activation() {
-            Activation::Relu => v.max(0.0),
-            Activation::None => v,
-        };
+        let act = |v: f64| ref_act(spec.activation(), v);
         let (shape, out): ((usize, usize, usize), Vec<f64>) = match spec {
             LayerSpec::Linear {
                 in_features,
@@ -322,21 +325,33 @@ pub(crate) fn reference_graph(net: &ExportModel, x: &[f32]) -> Vec<f64> {
                 kernel,
                 stride,
                 padding,
+                dilation,
+                groups,
                 ..
             } => {
-                let g = Geom::new(Shape { c, h, w }, *kernel, *stride, *padding).unwrap();
+                let g = Geom::conv(
+                    Shape { c, h, w },
+                    *kernel,
+                    *stride,
+                    *padding,
+                    *dilation,
+                    *groups,
+                )
+                .unwrap();
+                let (cg, og) = (c / groups, out_channels / groups);
                 let mut y = Vec::new();
                 for o in 0..*out_channels {
                     for oy in 0..g.ho {
                         for ox in 0..g.wo {
                             let mut s = t.bias.as_ref().map_or(0.0, |b| b[o] as f64);
-                            for ci in 0..c {
+                            for cl in 0..cg {
+                                let ci = (o / og) * cg + cl;
                                 for dy in 0..g.kh {
                                     for dx in 0..g.kw {
-                                        let iy = (oy * g.sh + dy) as i64 - g.ph as i64;
-                                        let ix = (ox * g.sw + dx) as i64 - g.pw as i64;
+                                        let iy = (oy * g.sh + dy * g.dh) as i64 - g.ph as i64;
+                                        let ix = (ox * g.sw + dx * g.dw) as i64 - g.pw as i64;
                                         if iy >= 0 && ix >= 0 && iy < h as i64 && ix < w as i64 {
-                                            s += eff[((o * c + ci) * g.kh + dy) * g.kw + dx]
+                                            s += eff[((o * cg + cl) * g.kh + dy) * g.kw + dx]
                                                 * xin[(ci * h + iy as usize) * w + ix as usize];
                                         }
                                     }
@@ -407,6 +422,147 @@ fn conv_net_forward_all_paths_agree() {
         let n = 3 * s * s;
         for batch in [1usize, 5] {
             let x: Vec<f32> = (0..batch * n).map(|_| rng.gen_range(0.0f32..1.0)).collect();
+            let want: Vec<f64> = x
+                .chunks(n)
+                .flat_map(|xe| reference_graph(&net, xe))
+                .collect();
+            for exec in execs() {
+                for algo in [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col] {
+                    for m in [base.to_sparse(), base.to_dense()] {
+                        let path = m.path();
+                        let y = m
+                            .with_exec(exec)
+                            .with_sparse_conv(algo)
+                            .forward(&x, batch)
+                            .unwrap();
+                        assert_eq!(y.len(), want.len());
+                        for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+                            assert!(
+                                ((*g as f64) - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                                "c{c} s{s} {sp}% {path} {algo:?} batch {batch} {exec:?} logit {i}: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Grouped, depthwise (with and without a channel multiplier) and dilated convolutions, every
+/// kernel on every ISA and threading mode, against the f64 reference, with all activations.
+#[test]
+fn grouped_dilated_conv_kernels_match_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut cases = 0;
+    // (in, out, groups): depthwise, depthwise x2, grouped, plain
+    for &(cin, cout, groups) in &[(4usize, 4usize, 4usize), (3, 6, 3), (4, 6, 2), (2, 3, 1)] {
+        for &(h, w) in &[(7usize, 6usize), (9, 9)] {
+            for k in [1usize, 3] {
+                for s in [1usize, 2] {
+                    for p in [0usize, 1, 2] {
+                        for dil in [1usize, 2] {
+                            let input = Shape { c: cin, h, w };
+                            let Ok(g) =
+                                Geom::conv(input, [k, k], [s, s], [p, p], [dil, dil], groups)
+                            else {
+                                continue;
+                            };
+                            for density in [0.1, 0.6, 1.0] {
+                                let cols = cin / groups * k * k;
+                                let dense = random_vec(&mut rng, cout * cols);
+                                let keep: Vec<bool> =
+                                    (0..dense.len()).map(|_| rng.gen_bool(density)).collect();
+                                let a = Csr::from_dense_where(cout, cols, &dense, |i| keep[i]);
+                                let wd = a.to_dense();
+                                let bias: Vec<f32> =
+                                    random_vec(&mut rng, cout).iter().map(|v| 4.0 * v).collect();
+                                for batch in [1usize, 3] {
+                                    // inputs large enough that ReLU6 clips
+                                    let x: Vec<f32> = random_vec(&mut rng, batch * input.len())
+                                        .iter()
+                                        .map(|v| 5.0 * v)
+                                        .collect();
+                                    for act in
+                                        [Activation::None, Activation::Relu, Activation::Relu6]
+                                    {
+                                        let want: Vec<(f64, f64)> = x
+                                            .chunks(input.len())
+                                            .flat_map(|xe| {
+                                                ref_conv(&g, cout, &wd, Some(&bias), act, xe)
+                                            })
+                                            .collect();
+                                        let what = format!(
+                                            "{cin}->{cout} g{groups} {h}x{w} k{k} s{s} p{p} dil{dil} d{density} b{batch} {act:?}"
+                                        );
+                                        for exec in execs() {
+                                            for algo in [
+                                                SparseConv::Auto,
+                                                SparseConv::Direct,
+                                                SparseConv::Im2col,
+                                            ] {
+                                                let mut y = vec![f32::NAN; want.len()];
+                                                conv::conv_sparse(
+                                                    exec,
+                                                    algo,
+                                                    &g,
+                                                    &a,
+                                                    &x,
+                                                    batch,
+                                                    Some(&bias),
+                                                    act,
+                                                    &mut y,
+                                                );
+                                                assert_close(
+                                                    &y,
+                                                    &want,
+                                                    &format!("sparse {algo:?} {what} {exec:?}"),
+                                                );
+                                            }
+                                            let mut y = vec![f32::NAN; want.len()];
+                                            conv::conv_dense(
+                                                exec,
+                                                &g,
+                                                &wd,
+                                                cout,
+                                                &x,
+                                                batch,
+                                                Some(&bias),
+                                                act,
+                                                &mut y,
+                                            );
+                                            assert_close(
+                                                &y,
+                                                &want,
+                                                &format!("dense {what} {exec:?}"),
+                                            );
+                                            cases += 1;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases > 1000, "{cases} cases");
+}
+
+/// The synthetic MobileNet-style net (depthwise, grouped, dilated convs, ReLU6, a residual
+/// sum) on every ISA / threading / path / sparse-conv kernel agrees with the f64 reference.
+#[test]
+fn mobile_net_forward_all_paths_agree() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for (c, s, sp) in [(4usize, 9usize, 0.0), (3, 12, 50.0), (2, 7, 90.0)] {
+        let net = synthetic::mobile_net(c, s, sp, 5);
+        let base = Model::from_export(&net).unwrap();
+        let n = 3 * s * s;
+        for batch in [1usize, 4] {
+            let x: Vec<f32> = (0..batch * n)
+                .map(|_| rng.gen_range(-3.0f32..3.0))
+                .collect();
             let want: Vec<f64> = x
                 .chunks(n)
                 .flat_map(|xe| reference_graph(&net, xe))

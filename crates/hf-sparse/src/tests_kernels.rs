@@ -75,6 +75,7 @@ fn reference(a: &Csr, x: &[f32], bias: Option<&[f32]>, act: Activation) -> Vec<(
             let s = match act {
                 Activation::None => s,
                 Activation::Relu => s.max(0.0),
+                Activation::Relu6 => s.clamp(0.0, 6.0),
             };
             (s, scale)
         })
@@ -217,6 +218,50 @@ fn sell8_matches_reference_and_ignores_padding() {
                         kernels::sell8_mv(exec, &s, &xp, act, &mut y);
                         assert_close(&y, &want, &format!("sell8 {r}x{c} d={d} {act:?} {exec:?}"));
                     }
+                }
+            }
+        }
+    }
+}
+
+/// ReLU6 in every linear kernel (CSR x vector, SELL-8, CSR x batch, dense x vector, dense x
+/// batch), with inputs large enough that outputs are clipped at both ends.
+#[test]
+fn relu6_in_every_linear_kernel() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let act = Activation::Relu6;
+    for &(r, c) in &[(17usize, 33usize), (64, 300)] {
+        let a = random_csr(&mut rng, r, c, 0.3, true);
+        let w = a.to_dense();
+        let b = random_vec(&mut rng, r);
+        let x: Vec<f32> = random_vec(&mut rng, c).iter().map(|v| 8.0 * v).collect();
+        let want = reference(&a, &x, Some(&b), act);
+        assert!(want.iter().any(|(v, _)| *v == 6.0) && want.iter().any(|(v, _)| *v == 0.0));
+        let s = Sell8::from_csr(&a, Some(&b));
+        let mut xp = x.clone();
+        xp.push(0.0);
+        for exec in execs() {
+            let mut y = vec![f32::NAN; r];
+            kernels::spmv(exec, &a, &x, Some(&b), act, &mut y);
+            assert_close(&y, &want, &format!("spmv {exec:?}"));
+            kernels::sell8_mv(exec, &s, &xp, act, &mut y);
+            assert_close(&y, &want, &format!("sell8 {exec:?}"));
+            kernels::matvec(exec, &w, r, c, &x, Some(&b), act, &mut y);
+            assert_close(&y, &want, &format!("matvec {exec:?}"));
+            for batch in [3usize, 8, 70] {
+                let xb: Vec<f32> = x.iter().cycle().take(batch * c).copied().collect();
+                let mut yb = vec![f32::NAN; batch * r];
+                kernels::matmul(exec, &w, r, c, &xb, batch, Some(&b), act, &mut yb);
+                for e in 0..batch {
+                    assert_close(&yb[e * r..(e + 1) * r], &want, &format!("matmul {exec:?}"));
+                }
+                let mut xt = vec![0.0; xb.len()];
+                kernels::transpose(Isa::Generic, &xb, batch, c, &mut xt);
+                let mut yt = vec![f32::NAN; r * batch];
+                kernels::spmm_t(exec, &a, &xt, batch, Some(&b), act, &mut yt);
+                for e in 0..batch {
+                    let col: Vec<f32> = (0..r).map(|i| yt[i * batch + e]).collect();
+                    assert_close(&col, &want, &format!("spmm_t batch {batch} {exec:?}"));
                 }
             }
         }
@@ -410,6 +455,7 @@ pub(crate) fn reference_net(net: &crate::ExportModel, x: &[f32]) -> Vec<f64> {
             *y = match spec.activation() {
                 Activation::None => s,
                 Activation::Relu => s.max(0.0),
+                Activation::Relu6 => s.clamp(0.0, 6.0),
             };
         }
         cur = out;

@@ -72,6 +72,8 @@ fn layer_fields(s: &LayerSpec) -> Result<(), String> {
             out_channels,
             kernel,
             stride,
+            dilation,
+            groups,
             ..
         } => {
             if *in_channels == 0 || *out_channels == 0 {
@@ -80,6 +82,19 @@ fn layer_fields(s: &LayerSpec) -> Result<(), String> {
                 ));
             }
             window(*kernel, *stride)?;
+            if dilation[0] == 0 || dilation[1] == 0 {
+                return Err(format!(
+                    "layer {name} dilation {dilation:?} has a zero step (must be >= 1)"
+                ));
+            }
+            if *groups == 0
+                || !in_channels.is_multiple_of(*groups)
+                || !out_channels.is_multiple_of(*groups)
+            {
+                return Err(format!(
+                    "layer {name} groups {groups} must be >= 1 and divide in_channels {in_channels} and out_channels {out_channels}"
+                ));
+            }
         }
         LayerSpec::MaxPool2d {
             kernel,
@@ -225,6 +240,8 @@ pub(crate) fn specs(specs: &[&LayerSpec], meta: &ExportMeta) -> Result<Plan, Str
                 kernel,
                 stride,
                 padding,
+                dilation,
+                groups,
                 ..
             } => {
                 if in_shape.c != *in_channels {
@@ -233,7 +250,7 @@ pub(crate) fn specs(specs: &[&LayerSpec], meta: &ExportMeta) -> Result<Plan, Str
                         in_shape.c
                     ));
                 }
-                let g = Geom::new(in_shape, *kernel, *stride, *padding)
+                let g = Geom::conv(in_shape, *kernel, *stride, *padding, *dilation, *groups)
                     .map_err(|e| format!("layer {name} on input {src} of shape {in_shape}: {e}"))?;
                 Shape {
                     c: *out_channels,

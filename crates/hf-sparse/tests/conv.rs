@@ -26,6 +26,8 @@ fn layer_specs_serialize_as_documented() {
             kernel: [1, 1],
             stride: [2, 2],
             padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
             bias: true,
             activation: Activation::None,
             input: Some("b1_add".into()),
@@ -219,6 +221,8 @@ fn fold_batch_norm_equals_conv_then_batch_norm() {
         kernel: [3, 3],
         stride: [1, 1],
         padding: [1, 1],
+        dilation: [1, 1],
+        groups: 1,
         bias: true,
         activation: Activation::None,
         input: None,
@@ -502,4 +506,132 @@ fn fuzzed_conv_files_never_panic() {
             }
         }
     }
+}
+
+/// `groups`, `dilation` and `"relu6"` in the layer JSON: written only when not the default (so
+/// older conv files read and write back byte for byte), read with defaults when absent.
+#[test]
+fn grouped_dilated_specs_serialize_as_documented() {
+    let old = r#"{"type":"conv2d","name":"c","in_channels":4,"out_channels":8,"kernel":[3,3],"stride":[1,1],"padding":[1,1],"bias":true,"activation":"relu"}"#;
+    let spec: LayerSpec = serde_json::from_str(old).unwrap();
+    assert!(matches!(
+        spec,
+        LayerSpec::Conv2d {
+            dilation: [1, 1],
+            groups: 1,
+            ..
+        }
+    ));
+    assert_eq!(serde_json::to_string(&spec).unwrap(), old);
+    let dw = r#"{"type":"conv2d","name":"dw","in_channels":8,"out_channels":16,"kernel":[3,3],"stride":[2,2],"padding":[2,2],"dilation":[2,2],"groups":8,"bias":true,"activation":"relu6"}"#;
+    let spec: LayerSpec = serde_json::from_str(dw).unwrap();
+    assert_eq!(spec.activation(), Activation::Relu6);
+    assert_eq!(spec.weight_shape(), Some(vec![16, 1, 3, 3]));
+    assert_eq!(spec.in_features(), 9);
+    assert_eq!(spec.weight_count(), Some(144));
+    assert_eq!(serde_json::to_string(&spec).unwrap(), dw);
+    assert_eq!(Activation::Relu6.apply(7.5), 6.0);
+    assert_eq!(Activation::Relu6.apply(-1.0), 0.0);
+    assert_eq!(Activation::Relu6.apply(2.5), 2.5);
+}
+
+/// The MobileNet-style synthetic net (depthwise, grouped, dilated, ReLU6) through both files
+/// and both paths; its files hold `[out, in/groups, kh, kw]`
+/// weights, and the FLOP counts use the per-group fan-in.
+#[test]
+fn mobile_net_round_trip_both_files_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, sp) in [0.0, 80.0, 98.0].into_iter().enumerate() {
+        let net = synthetic::mobile_net(4, 12, sp, 20 + i as u64);
+        let n = 3 * 12 * 12;
+        let batch = 5;
+        let x: Vec<f32> = input(batch * n, i as u64)
+            .iter()
+            .map(|v| 6.0 * v - 3.0)
+            .collect();
+        // the in-memory model (checked against an f64 reference in the unit tests)
+        let want: Vec<f64> = Model::from_export(&net)
+            .unwrap()
+            .forward(&x, batch)
+            .unwrap()
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
+        for format in [Format::Dense, Format::Sparse] {
+            let path = dir.path().join(format!("mobile{sp}.{format}.safetensors"));
+            write_export(&path, &net, format).unwrap();
+            let m = load(&path).unwrap();
+            assert_eq!(
+                m.layer_specs(),
+                net.layers
+                    .iter()
+                    .map(|(s, _)| s.clone())
+                    .collect::<Vec<_>>()
+            );
+            for model in [m.to_sparse(), m.to_dense()] {
+                let what = format!("{sp}% {format} file on {} path", model.path());
+                assert_logits_close(&model.forward(&x, batch).unwrap(), &want, &what);
+                let one = model.forward(&x[..n], 1).unwrap();
+                assert_logits_close(&one, &want[..10], &format!("{what} batch 1"));
+            }
+            if format == Format::Dense {
+                let raw = Raw::read(&path);
+                assert_eq!(raw.tensors["dw1.weight"].1, vec![4, 1, 3, 3]);
+                assert_eq!(raw.tensors["dw3.weight"].1, vec![16, 1, 3, 3]);
+                assert_eq!(raw.tensors["gconv.weight"].1, vec![8, 4, 3, 3]);
+            }
+        }
+        let flops = Model::from_export(&net).unwrap().flops();
+        let dw1 = flops.iter().find(|f| f.name == "dw1").unwrap();
+        // 4 channels x 9 taps x 6x6 output positions
+        assert_eq!(dw1.dense_macs, 4 * 9 * 36);
+        assert_eq!(dw1.total, 36);
+    }
+}
+
+/// Groups that do not divide the channels, a zero dilation, and a dilated kernel larger than
+/// the padded input are refused with a message that says so.
+#[test]
+fn bad_grouped_convs_are_refused() {
+    let net = synthetic::mobile_net(4, 12, 50.0, 1);
+    let with = |name: &str, f: &dyn Fn(&mut LayerSpec)| {
+        let mut m = net.clone();
+        let (spec, _) = m.layers.iter_mut().find(|(s, _)| s.name() == name).unwrap();
+        f(spec);
+        Model::from_export(&m).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = with("gconv", &|s| {
+        if let LayerSpec::Conv2d { groups, .. } = s {
+            *groups = 3;
+        }
+    });
+    assert!(
+        e.contains("layer gconv groups 3 must be >= 1 and divide"),
+        "{e}"
+    );
+    let e = with("dw1", &|s| {
+        if let LayerSpec::Conv2d { groups, .. } = s {
+            *groups = 0;
+        }
+    });
+    assert!(e.contains("groups 0"), "{e}");
+    let e = with("dw2", &|s| {
+        if let LayerSpec::Conv2d { dilation, .. } = s {
+            *dilation = [0, 1];
+        }
+    });
+    assert!(
+        e.contains("layer dw2 dilation [0, 1] has a zero step"),
+        "{e}"
+    );
+    let e = with("dw2", &|s| {
+        if let LayerSpec::Conv2d {
+            dilation, padding, ..
+        } = s
+        {
+            *dilation = [9, 9];
+            *padding = [0, 0];
+        }
+    });
+    assert!(e.contains("smaller than the dilated kernel 19"), "{e}");
 }

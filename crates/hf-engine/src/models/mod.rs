@@ -210,6 +210,8 @@ impl<'a> Exporter<'a> {
             kernel: [u(s.k); 2],
             stride: [u(s.stride); 2],
             padding: [u(s.pad); 2],
+            dilation: [1, 1],
+            groups: 1,
             bias: t.bias.is_some(),
             activation: act(relu),
             input: self.input_field(input),

@@ -28,6 +28,7 @@ pub fn reference(net: &ExportModel, x: &[f32], batch: usize) -> Vec<f64> {
                 *y = match spec.activation() {
                     Activation::None => s,
                     Activation::Relu => s.max(0.0),
+                    Activation::Relu6 => s.clamp(0.0, 6.0),
                 };
             }
             cur = out;
