@@ -181,6 +181,10 @@ impl OptimConfig {
 pub struct TrainConfig {
     /// Model, data, seed.
     pub common: CommonConfig,
+    /// Start from this checkpoint's or ONNX model's weights (fine-tuning) instead of a fresh
+    /// initialisation; an ONNX file also gives the architecture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
     /// Weight optimizer.
     pub optimizer: OptimConfig,
     /// Epochs of dense training.
@@ -196,6 +200,7 @@ impl Default for TrainConfig {
                 out_dir: PathBuf::from("runs/dense"),
                 ..CommonConfig::default()
             },
+            from: None,
             optimizer: OptimConfig::default(),
             epochs: 20,
             lr_divisor: 30.0,

@@ -95,8 +95,13 @@ pub fn save(
 }
 
 impl Checkpoint {
-    /// Reads and checks a checkpoint file.
+    /// Reads and checks a checkpoint file. An ONNX model (`.onnx`) is imported and served as
+    /// a checkpoint of its graph (see [`Checkpoint::from_onnx`]), so every command that starts
+    /// from a checkpoint also starts from an ONNX network.
     pub fn load(path: &Path) -> Result<Self, EngineError> {
+        if hf_onnx::read::is_onnx_path(path) {
+            return Self::from_onnx(path);
+        }
         let bytes = std::fs::read(path).map_err(|e| {
             err(
                 path,
@@ -136,6 +141,68 @@ impl Checkpoint {
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
             tensors.insert(name, (view.shape().to_vec(), data));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            meta,
+            tensors,
+        })
+    }
+
+    /// Imports an ONNX model as a checkpoint: metadata `arch` = `onnx:<name>`, `graph` (the
+    /// layer graph as JSON), `input_shape`, `classes`, `dataset` when the file names one; its
+    /// weights, biases and BatchNorm tensors; and masks that keep every non-zero weight (so a
+    /// pruned export evaluates at its own density, a dense model at 100%).
+    pub fn from_onnx(path: &Path) -> Result<Self, EngineError> {
+        let imp = hf_onnx::read::import_file(path)
+            .map_err(|e| EngineError::Model(format!("cannot import ONNX: {e}")))?;
+        let mut meta = BTreeMap::new();
+        meta.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
+        meta.insert(
+            "arch".into(),
+            format!("{}{}", crate::models::graph::ARCH_PREFIX, imp.spec.name),
+        );
+        let shape: [i64; 3] = match imp.spec.input.as_slice() {
+            [c, h, w] => [*c as i64, *h as i64, *w as i64],
+            [d] => [*d as i64, 1, 1],
+            other => {
+                return Err(err(path, format!("input shape {other:?} is not supported")));
+            }
+        };
+        meta.insert(
+            "input_shape".into(),
+            serde_json::to_string(&shape).unwrap_or_default(),
+        );
+        meta.insert("classes".into(), imp.spec.classes.to_string());
+        meta.insert(
+            "graph".into(),
+            serde_json::to_string(&imp.spec)
+                .map_err(|e| err(path, format!("cannot describe the graph: {e}")))?,
+        );
+        for (k, v) in &imp.metadata {
+            if k == "dataset" {
+                meta.insert("dataset".into(), v.clone());
+            }
+        }
+        let mut tensors = HashMap::new();
+        let prunable: std::collections::HashSet<String> = imp
+            .spec
+            .nodes
+            .iter()
+            .filter(|n| n.op.is_prunable())
+            .map(|n| format!("{}.weight", n.name))
+            .collect();
+        for t in imp.tensors {
+            if prunable.contains(&t.name) {
+                let mask: Vec<f32> = t
+                    .data
+                    .iter()
+                    .map(|&v| if v != 0.0 { 1.0 } else { -1.0 })
+                    .collect();
+                let mname = format!("{}.mask", t.name.trim_end_matches(".weight"));
+                tensors.insert(mname, (t.shape.clone(), mask));
+            }
+            tensors.insert(t.name, (t.shape, t.data));
         }
         Ok(Self {
             path: path.to_path_buf(),

@@ -600,8 +600,9 @@ fn setup(
 ) -> Result<Setup, EngineError> {
     let ck = from.map(|p| Checkpoint::load(p)).transpose()?;
     let (dev, data) = trainer::prepare(common)?;
-    let net = network::build(
+    let net = network::build_for(
         &common.model,
+        ck.as_ref(),
         trainer::input_shape(&data.train),
         data.train.classes as i64,
         mask_init,

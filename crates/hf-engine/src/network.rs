@@ -69,6 +69,23 @@ pub trait Network: Send {
         None
     }
 
+    /// Whether the network takes examples of shape `shape` (C, H, W) from a dataset. An
+    /// imported network with a flat input takes any shape of the same size.
+    fn accepts_input(&self, shape: [i64; 3]) -> bool {
+        self.input_shape() == shape
+    }
+
+    /// The layer graph as JSON for imported networks (stored in checkpoints so they can be
+    /// rebuilt without the ONNX file); `None` for the built-in architectures.
+    fn graph_json(&self) -> Option<String> {
+        None
+    }
+
+    /// Why [`Network::export_layers`] gives `None`, when the network can say.
+    fn export_error(&self) -> Option<String> {
+        None
+    }
+
     /// Total number of prunable weights N.
     fn prunable(&self) -> usize {
         self.masked().iter().map(|m| m.numel()).sum()
@@ -180,6 +197,54 @@ pub fn build(
             "unknown model {other:?}: run `hyperflux models` for the list"
         ))),
     }
+}
+
+/// Builds the network a run starts from.
+///
+/// - `source` is a checkpoint (resume, or `--from`) holding an imported graph (metadata key
+///   `graph`): that graph is rebuilt (its tensors are restored by the caller).
+/// - `model` is `onnx:PATH`: the ONNX file is imported and the network starts from its weights.
+/// - otherwise `model` names a built-in architecture ([`build`]).
+pub fn build_for(
+    model: &str,
+    source: Option<&crate::checkpoint::Checkpoint>,
+    input: [i64; 3],
+    classes: i64,
+    mask_init: (f64, f64),
+    device: Device,
+) -> Result<Box<dyn Network>, EngineError> {
+    if let Some(ck) = source {
+        if let Some(net) = from_checkpoint_graph(ck, mask_init, device)? {
+            return Ok(net);
+        }
+    }
+    if let Some(path) = model.strip_prefix(crate::models::graph::ARCH_PREFIX) {
+        let imported = hf_onnx::read::import_file(std::path::Path::new(path))
+            .map_err(|e| EngineError::Model(format!("cannot import ONNX: {e}")))?;
+        return Ok(Box::new(crate::models::graph::GraphNet::new(
+            imported.spec,
+            Some(&imported.tensors),
+            mask_init,
+            device,
+        )?));
+    }
+    build(model, input, classes, mask_init, device)
+}
+
+/// The imported network a checkpoint describes (without its tensors), or `None` when the
+/// checkpoint holds a built-in architecture.
+pub fn from_checkpoint_graph(
+    ck: &crate::checkpoint::Checkpoint,
+    mask_init: (f64, f64),
+    device: Device,
+) -> Result<Option<Box<dyn Network>>, EngineError> {
+    if !ck.meta.contains_key("graph") {
+        return Ok(None);
+    }
+    let spec: hf_onnx::graph::GraphSpec = ck.meta_json("graph")?;
+    Ok(Some(Box::new(crate::models::graph::GraphNet::new(
+        spec, None, mask_init, device,
+    )?)))
 }
 
 /// Copies a tensor's values into a Vec (CPU float).

@@ -29,6 +29,9 @@ pub struct BatchNorm2d {
     pub running_mean: Tensor,
     /// Running variance (buffer).
     pub running_var: Tensor,
+    /// The ε added to the variance ([`EPS`] for the built-in models; imported networks keep
+    /// their own).
+    pub eps: f64,
 }
 
 impl BatchNorm2d {
@@ -44,6 +47,7 @@ impl BatchNorm2d {
             bias: bias.shallow_clone(),
             running_mean: Tensor::zeros([channels], opts),
             running_var: Tensor::ones([channels], opts),
+            eps: EPS,
         };
         let params = [
             Param {
@@ -68,7 +72,7 @@ impl BatchNorm2d {
             Some(&self.running_var),
             train,
             MOMENTUM,
-            EPS,
+            self.eps,
             true,
         )
     }

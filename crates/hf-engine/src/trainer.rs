@@ -253,6 +253,9 @@ fn model_meta(net: &dyn Network, kind: DatasetKind) -> BTreeMap<String, String> 
         serde_json::to_string(&net.input_shape()).unwrap_or_default(),
     );
     m.insert("classes".into(), net.classes().to_string());
+    if let Some(g) = net.graph_json() {
+        m.insert("graph".into(), g);
+    }
     m
 }
 
@@ -261,7 +264,7 @@ pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>,
     let arch = ck.meta_str("arch")?;
     let shape: [i64; 3] = ck.meta_json("input_shape")?;
     let classes: i64 = ck.meta_json("classes")?;
-    let net = network::build(arch, shape, classes, (0.2, 0.5), device)?;
+    let net = network::build_for(arch, Some(ck), shape, classes, (0.2, 0.5), device)?;
     ck.restore_net(net.as_ref(), true)?;
     Ok(net)
 }
@@ -278,7 +281,7 @@ pub fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> 
 /// Fails with a clear message when a model does not fit the data's shape or classes.
 pub fn check_fits(net: &dyn Network, data: &RunData) -> Result<(), EngineError> {
     let shape = input_shape(&data.train);
-    if net.input_shape() != shape || net.classes() != data.train.classes as i64 {
+    if !net.accepts_input(shape) || net.classes() < data.train.classes as i64 {
         return Err(EngineError::Model(format!(
             "model {} expects input {:?} and {} classes, but {} has {:?} and {}: pick a matching --model or --dataset",
             net.arch(),
@@ -360,8 +363,13 @@ pub fn train_dense(
     cfg.validate()?;
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
-    let mut net = network::build(
+    let from_ck = match (resume, &cfg.from) {
+        (None, Some(p)) => Some(Checkpoint::load(p)?),
+        _ => None,
+    };
+    let mut net = network::build_for(
         &cfg.common.model,
+        resume.or(from_ck.as_ref()),
         input_shape(&data.train),
         data.train.classes as i64,
         (0.2, 0.5),
@@ -387,6 +395,9 @@ pub fn train_dense(
     };
     if let Some(ck) = resume {
         state = resume_into(ck, "dense", net.as_ref(), &mut opt)?;
+    } else if let Some(ck) = &from_ck {
+        // Fine-tuning: the starting weights, every weight present.
+        ck.restore_net(net.as_ref(), false)?;
     }
     let out = cfg.common.out_dir.clone();
     let config_text = hf_core::config::to_toml(&cfg);
@@ -555,8 +566,13 @@ pub fn prune(
     cfg.validate()?;
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
-    let mut net = network::build(
+    let from_ck = match (resume, &cfg.from) {
+        (None, Some(p)) => Some(Checkpoint::load(p)?),
+        _ => None,
+    };
+    let mut net = network::build_for(
         &cfg.common.model,
+        resume.or(from_ck.as_ref()),
         input_shape(&data.train),
         data.train.classes as i64,
         (cfg.mask_init_low, cfg.mask_init_high),
@@ -597,8 +613,7 @@ pub fn prune(
     };
     if let Some(ck) = resume {
         state = resume_into(ck, "prune", net.as_ref(), &mut opt)?;
-    } else if let Some(from) = &cfg.from {
-        let dense = Checkpoint::load(from)?;
+    } else if let (Some(from), Some(dense)) = (&cfg.from, &from_ck) {
         let arch = dense.meta_str("arch")?;
         if arch != net.arch() {
             return Err(EngineError::Model(format!(

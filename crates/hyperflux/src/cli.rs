@@ -112,6 +112,10 @@ pub struct CommonArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Start from the weights of this checkpoint or ONNX model (`model.onnx`: its architecture
+    /// too) instead of a fresh initialisation.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
     /// Epochs of dense training.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -122,7 +126,8 @@ pub struct TrainArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Dense checkpoint to start from (default: from scratch).
+    /// Dense checkpoint or ONNX model (`model.onnx`, opset >= 13) to start from (default: from
+    /// scratch). An ONNX model brings its architecture: --model is not needed.
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// Target sparsity in percent of weights pruned, in (0, 100), e.g. 98.
@@ -180,8 +185,12 @@ pub struct ScheduleArgs {
 /// `hyperflux eval`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// Checkpoint to evaluate.
+    /// Checkpoint or ONNX model (`model.onnx`) to evaluate.
     pub checkpoint: PathBuf,
+    /// Dataset (default: the one the checkpoint was trained on; required for an ONNX model
+    /// that does not name one).
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Dataset directory (default: the checkpoint's dataset at its standard place).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,

@@ -269,7 +269,13 @@ fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunAr
         c.model = ck.meta_str("arch")?.to_string();
     }
     if a.dataset.is_none() {
-        c.dataset = ck.meta_str("dataset")?.to_string();
+        c.dataset = match ck.meta.get("dataset") {
+            Some(d) => d.clone(),
+            None => bail!(
+                "{} does not say which dataset it was trained on: pass --dataset",
+                from.display()
+            ),
+        };
     }
     Ok(())
 }

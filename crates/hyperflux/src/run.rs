@@ -68,6 +68,12 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
     if let Some(e) = a.epochs {
         cfg.epochs = e;
     }
+    if let Some(f) = &a.from {
+        cfg.from = Some(f.clone());
+        if a.common.model.is_none() {
+            cfg.common.model = model_of(f)?;
+        }
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -79,8 +85,11 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
         None => PruneConfig::default(),
     };
     apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common);
-    if a.from.is_some() {
-        cfg.from = a.from.clone();
+    if let Some(f) = &a.from {
+        cfg.from = Some(f.clone());
+        if a.common.model.is_none() {
+            cfg.common.model = model_of(f)?;
+        }
     }
     if let Some(p) = a.pressure {
         cfg.pressure = Some(p);
@@ -114,6 +123,13 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
     }
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The architecture a starting file holds (`arch` of a checkpoint, `onnx:<name>` of an ONNX
+/// model), so `--from` alone picks the model.
+fn model_of(path: &std::path::Path) -> Result<String> {
+    let ck = Checkpoint::load(path)?;
+    Ok(ck.meta_str("arch")?.to_string())
 }
 
 fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
@@ -223,13 +239,21 @@ fn eval(a: &EvalArgs) -> Result<()> {
     let dev = hf_engine::device::resolve(&a.device)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, dev)?;
-    let dataset = ck.meta_str("dataset")?.to_string();
+    let dataset = match (&a.dataset, ck.meta.get("dataset")) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => bail!(
+            "{} does not say which dataset it was trained on: pass --dataset (mnist, fashion-mnist, cifar10, cifar100, npy:DIR)",
+            a.checkpoint.display()
+        ),
+    };
     let common = CommonConfig {
         dataset,
         data_dir: a.data_dir.clone(),
         ..CommonConfig::default()
     };
     let data = trainer::load_data(&common)?;
+    trainer::check_fits(net.as_ref(), &data)?;
     let (acc, loss) = trainer::test_accuracy(net.as_ref(), &data.test, dev, 0.1);
     if let Some(p) = &a.logits {
         write_logits(net.as_ref(), &data.test, dev, p)?;

@@ -7,6 +7,7 @@
 //! layers, so every model gets the Hyperflux gradients through
 //! [`crate::network::autograd_grads`] with no model-specific backward code.
 
+pub mod graph;
 pub mod lenet5;
 pub mod resnet;
 pub mod vgg;
@@ -14,7 +15,7 @@ pub mod vgg;
 use crate::conv::{self, Conv2d, ConvSpec, Linear};
 use crate::masked::MaskedWeight;
 use crate::network::{to_vec_f32, Network, Param};
-use crate::norm::{self, BatchNorm2d};
+use crate::norm::BatchNorm2d;
 use crate::EngineError;
 use hf_sparse::{Activation, LayerSpec, LayerTensors};
 use tch::{Device, Tensor};
@@ -157,18 +158,21 @@ impl<'a> Exporter<'a> {
         self.layers
     }
 
-    fn input_field(&self, input: &str) -> Option<String> {
+    /// The `input` field of a layer reading `input`: absent when it reads the last output.
+    pub fn input_field(&self, input: &str) -> Option<String> {
         (input != self.current).then(|| input.to_string())
     }
 
-    fn push(&mut self, spec: LayerSpec, t: LayerTensors) -> String {
+    /// Appends a layer; returns its name (now the last output).
+    pub fn push(&mut self, spec: LayerSpec, t: LayerTensors) -> String {
         let name = spec.name().to_string();
         self.layers.push((spec, t));
         self.current = name.clone();
         name
     }
 
-    fn weight(&self, index: usize) -> Result<&'a MaskedWeight, String> {
+    /// The network's masked weight number `index`.
+    pub fn weight(&self, index: usize) -> Result<&'a MaskedWeight, String> {
         self.masked
             .get(index)
             .ok_or_else(|| format!("masked weight {index} does not exist"))
@@ -198,7 +202,7 @@ impl<'a> Exporter<'a> {
                 &to_vec_f32(&bn.bias),
                 &to_vec_f32(&bn.running_mean),
                 &to_vec_f32(&bn.running_var),
-                norm::EPS as f32,
+                bn.eps as f32,
             )
             .map_err(|e| format!("{}: {e}", bn.name))?;
         }
