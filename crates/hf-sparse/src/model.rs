@@ -514,6 +514,42 @@ impl Model {
             .collect()
     }
 
+    /// The network back as an in-memory export: the same metadata and layer specs, per layer
+    /// with weights the dense weight (zeros where pruned) and a mask of `1.0` where a weight is
+    /// stored (kept, even if its value is 0) and `-1.0` elsewhere, so the densities are exactly
+    /// those of the file. `write_export` of the result writes an equivalent file; converters
+    /// (e.g. to ONNX) start from it.
+    pub fn to_export(&self) -> ExportModel {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                if !l.spec.has_weights() {
+                    return (l.spec.clone(), crate::LayerTensors::default());
+                }
+                let mut mask = vec![-1.0f32; l.csr.rows * l.csr.cols];
+                for r in 0..l.csr.rows {
+                    for k in l.csr.row_ptr[r]..l.csr.row_ptr[r + 1] {
+                        mask[r * l.csr.cols + l.csr.col_idx[k] as usize] = 1.0;
+                    }
+                }
+                let weight = l.dense.clone().unwrap_or_else(|| l.csr.to_dense());
+                (
+                    l.spec.clone(),
+                    crate::LayerTensors {
+                        weight,
+                        bias: l.bias.clone(),
+                        mask,
+                    },
+                )
+            })
+            .collect();
+        ExportModel {
+            meta: self.meta.clone(),
+            layers,
+        }
+    }
+
     /// Sets the multi-threading threshold: a layer call with fewer multiply-adds than
     /// `min_macs` runs on the calling thread (default [`PAR_MIN_WORK`](crate::PAR_MIN_WORK);
     /// `usize::MAX` never spawns, 0 always splits). Both paths follow the same threshold, so
