@@ -4,6 +4,7 @@
 // Range checks are written `!(x >= lo)` on purpose: NaN must fail them.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+use crate::preprocess::Normalize;
 use crate::pressure::{ScheduleError, Trajectory};
 use crate::stages::StagePlan;
 use crate::update::OptimKind;
@@ -50,10 +51,15 @@ fn invalid(key: &'static str, value: impl ToString, hint: &'static str) -> Confi
 pub struct CommonConfig {
     /// Model name (see `hyperflux models`).
     pub model: String,
-    /// Dataset name: mnist, fashion-mnist, cifar10, cifar100.
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100, or `npy:DIR` (a directory of
+    /// `train_x.npy`, `train_y.npy`, `test_x.npy`, `test_y.npy`).
     pub dataset: String,
-    /// Directory of the dataset files (default: the dataset's standard place).
+    /// Directory of the dataset files (default: the dataset's standard place; for `npy:DIR`,
+    /// DIR).
     pub data_dir: Option<PathBuf>,
+    /// Input normalisation `(x·scale − mean) / std` per channel (none: the dataset's default —
+    /// the published constants of the built-in datasets, mean 0 and std 1 for npy data).
+    pub normalize: Option<Normalize>,
     /// Seed of initialisation, masks and data order.
     pub seed: u64,
     /// Mini-batch size.
@@ -80,6 +86,7 @@ impl Default for CommonConfig {
             model: "lenet300".into(),
             dataset: "mnist".into(),
             data_dir: None,
+            normalize: None,
             seed: 0,
             batch_size: 128,
             device: "cpu".into(),
@@ -112,6 +119,15 @@ impl CommonConfig {
         }
         if !matches!(self.device.as_str(), "cpu" | "cuda" | "auto") {
             return Err(invalid("device", &self.device, "use cpu, cuda or auto"));
+        }
+        if let Some(n) = &self.normalize {
+            if n.validate().is_err() {
+                return Err(invalid(
+                    "normalize",
+                    format!("{{ mean = {:?}, std = {:?} }}", n.mean, n.std),
+                    "give as many means as standard deviations (1, or one per channel), all finite, every std > 0",
+                ));
+            }
         }
         Ok(())
     }
@@ -494,6 +510,27 @@ mod tests {
         std::fs::write(&f, "target_sparsty = 95.0\n").unwrap();
         let e = read_toml::<PruneConfig>(&f).unwrap_err().to_string();
         assert!(e.contains("c.toml") && e.contains("target_sparsty"), "{e}");
+    }
+
+    #[test]
+    fn normalize_round_trips_and_is_validated() {
+        let mut t = TrainConfig::default();
+        t.common.normalize = Some("0.5,0.25".parse().unwrap());
+        t.validate().unwrap();
+        let text = to_toml(&t);
+        assert!(text.contains("[common.normalize]"), "{text}");
+        let back: TrainConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, t);
+        // Older configs have no normalize: the dataset's default.
+        let old: TrainConfig = toml::from_str("[common]\nseed = 1\n").unwrap();
+        assert_eq!(old.common.normalize, None);
+        let bad: TrainConfig =
+            toml::from_str("[common.normalize]\nmean = [0.5]\nstd = [0.0]\n").unwrap();
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("normalize") && e.contains("std > 0"), "{e}");
+        let bad: TrainConfig =
+            toml::from_str("[common.normalize]\nmean = [0.5, 1]\nstd = [1.0]\n").unwrap();
+        assert!(bad.validate().is_err());
     }
 
     #[test]

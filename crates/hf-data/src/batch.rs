@@ -7,8 +7,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Normalizer;
-use crate::Dataset;
+use crate::dataset::{Normalizer, Pixel};
+use crate::{Dataset, Image};
 
 /// Training-time augmentation, applied to the raw image before normalisation: a random crop
 /// with zero padding `pad` (the image is shifted by a uniform offset in `[-pad, pad]` on both
@@ -113,13 +113,27 @@ fn below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     (m >> 64) as u64
 }
 
-/// Writes the augmented, normalised image `src` (CHW raw bytes) into `dst`: output pixel
+/// Writes the augmented, normalised image `src` (CHW raw values) into `dst`: output pixel
 /// `(y, x)` is source pixel `(y + dy, x' + dx)` where `x' = W-1-x` if `flip` else `x`,
 /// or normalised zero when that lies outside the image.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn augment_image(
     norm: &Normalizer,
-    src: &[u8],
+    src: Image<'_>,
+    dst: &mut [f32],
+    shape: (usize, usize, usize),
+    dy: isize,
+    dx: isize,
+    flip: bool,
+) {
+    match src {
+        Image::U8(s) => augment_planes(norm, s, dst, shape, dy, dx, flip),
+        Image::F32(s) => augment_planes(norm, s, dst, shape, dy, dx, flip),
+    }
+}
+
+fn augment_planes<P: Pixel>(
+    norm: &Normalizer,
+    src: &[P],
     dst: &mut [f32],
     (c, h, w): (usize, usize, usize),
     dy: isize,
@@ -221,15 +235,7 @@ impl Core {
             let dst = &mut batch.x[k * il..(k + 1) * il];
             batch.y.push(i64::from(ds.labels[idx]));
             match self.augment {
-                None => {
-                    for (ch, (d, s)) in dst
-                        .chunks_exact_mut(hw)
-                        .zip(src.chunks_exact(hw))
-                        .enumerate()
-                    {
-                        self.norm.apply(ch, s, d);
-                    }
-                }
+                None => self.norm.image(src, dst, hw),
                 Some(a) => {
                     let (dy, dx) = if a.pad > 0 {
                         // Offsets beyond the image only blank it; the cap just keeps the

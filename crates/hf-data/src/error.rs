@@ -123,4 +123,94 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// A file that is not a `.npy` file at all (no `\x93NUMPY` magic).
+    #[error("{}: not a .npy file (it does not start with the \\x93NUMPY magic); write the array with numpy.save", path.display())]
+    NotNpy {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `.npy` file whose header or length is broken (truncated, trailing bytes, bad header).
+    #[error("{}: {reason}; the file is truncated or corrupt — write it again with numpy.save", path.display())]
+    NpyCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A well-formed `.npy` file holding something that cannot be used (dtype, byte order,
+    /// memory order, shape); the reason says what to do.
+    #[error("{}: {reason}", path.display())]
+    NpyUnsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An input value that is NaN or infinite.
+    #[error("{}: example {example} holds {value} at position {position}; inputs must be finite — clean the data (e.g. numpy.nan_to_num) and save it again", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// Zero-based example index.
+        example: usize,
+        /// Zero-based position within the example (CHW order).
+        position: usize,
+        /// The offending value (NaN, inf, or a float64 too large for float32).
+        value: String,
+    },
+    /// A split without examples.
+    #[error("{}: holds no examples (shape {shape}); every split needs at least one example", path.display())]
+    EmptySplit {
+        /// The file.
+        path: PathBuf,
+        /// Its shape, numpy-style.
+        shape: String,
+    },
+    /// The x and y files of an npy split disagree on the number of examples.
+    #[error("{} has {labels} labels but {} has {images} examples; x and y of a split must have the same first dimension", labels_path.display(), images_path.display())]
+    NpyCountMismatch {
+        /// The inputs file.
+        images_path: PathBuf,
+        /// Number of examples.
+        images: usize,
+        /// The labels file.
+        labels_path: PathBuf,
+        /// Number of labels.
+        labels: usize,
+    },
+    /// A label that is negative, too large, or not below the model's number of classes.
+    #[error("{}: label {label} of example {index} {problem}", path.display())]
+    BadLabel {
+        /// The labels file.
+        path: PathBuf,
+        /// Zero-based example index.
+        index: usize,
+        /// The label as found.
+        label: String,
+        /// What is wrong with it and what to do.
+        problem: String,
+    },
+    /// The training and test inputs differ in example shape or value type.
+    #[error("{} holds examples of shape {train} but {} holds {test}; both splits must have the same example shape and dtype", train_path.display(), test_path.display())]
+    SplitMismatch {
+        /// The training inputs.
+        train_path: PathBuf,
+        /// Their example shape and dtype.
+        train: String,
+        /// The test inputs.
+        test_path: PathBuf,
+        /// Their example shape and dtype.
+        test: String,
+    },
+    /// A `--normalize` setting that does not fit the data.
+    #[error("--normalize for {dataset}: {reason}")]
+    Normalize {
+        /// The dataset (or its inputs file).
+        dataset: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset name that cannot be parsed.
+    #[error("{0}")]
+    BadName(String),
 }

@@ -189,6 +189,85 @@ pub fn write_idx_dataset(
     Ok(())
 }
 
+/// Encodes an array as a `.npy` file (format 1.0, as `numpy.save` writes it): `descr` is the
+/// numpy type string (`"<f4"`, `"|u1"`, `"<i8"`, …), `shape` the array's shape (C order) and
+/// `data` its raw little-endian bytes (not checked against the shape, so that tests can write
+/// broken files).
+pub fn encode_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims = match shape {
+        [one] => format!("{one},"),
+        _ => shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
+    // numpy pads the header with spaces and a final newline to a multiple of 64 bytes.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A float32 array as `.npy` bytes.
+pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    encode_npy("<f4", shape, &data)
+}
+
+/// A uint8 array as `.npy` bytes.
+pub fn npy_u8(shape: &[usize], values: &[u8]) -> Vec<u8> {
+    encode_npy("|u1", shape, values)
+}
+
+/// An int64 array as `.npy` bytes.
+pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    encode_npy("<i8", shape, &data)
+}
+
+/// Writes an `npy:DIR` dataset into `dir` (`train_x.npy`, `train_y.npy`, `test_x.npy`,
+/// `test_y.npy`): `n_train` / `n_test` learnable MNIST-like `1×28×28` images of 10 classes (the
+/// same images as [`write_idx_dataset`]), as uint8 pixels, or as float32 values `x/255` in 0..1
+/// when `float`; labels are int64.
+pub fn write_npy_dataset(
+    dir: &Path,
+    n_train: usize,
+    n_test: usize,
+    float: bool,
+    seed: u64,
+) -> io::Result<()> {
+    for (split, n, s) in [
+        (Split::Train, n_train, seed),
+        (Split::Test, n_test, test_seed(seed)),
+    ] {
+        let (images, labels) = generate(DatasetKind::Mnist, n, s);
+        let shape = [n, 1, 28, 28];
+        let x = if float {
+            let v: Vec<f32> = images.iter().map(|&p| f32::from(p) / 255.0).collect();
+            npy_f32(&shape, &v)
+        } else {
+            npy_u8(&shape, &images)
+        };
+        let y: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+        let name = split.name();
+        write_file(&dir.join(format!("{name}_x.npy")), &x, false)?;
+        write_file(
+            &dir.join(format!("{name}_y.npy")),
+            &npy_i64(&[n], &y),
+            false,
+        )?;
+    }
+    Ok(())
+}
+
 /// Encodes examples as CIFAR binary records: `label + 3072 pixels` for CIFAR-10,
 /// `coarse + fine + 3072 pixels` for CIFAR-100 (coarse = fine / 5).
 pub fn encode_cifar_records(

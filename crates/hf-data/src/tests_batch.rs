@@ -169,12 +169,12 @@ fn normalisation_constants_are_applied_per_channel() {
 fn reference(ds: &Dataset, i: usize, pad: usize, dy: isize, dx: isize, flip: bool) -> Vec<f32> {
     let (c, h, w) = (ds.channels, ds.height, ds.width);
     let (ph, pw) = (h + 2 * pad, w + 2 * pad);
-    let mut padded = vec![0u8; c * ph * pw];
+    let mut padded = vec![0f32; c * ph * pw];
     for ch in 0..c {
         for y in 0..h {
             for x in 0..w {
                 padded[ch * ph * pw + (y + pad) * pw + x + pad] =
-                    ds.image(i)[ch * h * w + y * w + x];
+                    ds.image(i).get(ch * h * w + y * w + x);
             }
         }
     }
@@ -185,7 +185,7 @@ fn reference(ds: &Dataset, i: usize, pad: usize, dy: isize, dx: isize, flip: boo
                 let sx = if flip { w - 1 - x } else { x };
                 let py = (y as isize + pad as isize + dy) as usize;
                 let px = (sx as isize + pad as isize + dx) as usize;
-                let raw = padded[ch * ph * pw + py * pw + px] as f32;
+                let raw = padded[ch * ph * pw + py * pw + px];
                 out[ch * h * w + y * w + x] = (raw / 255.0 - ds.mean[ch]) / ds.std[ch];
             }
         }

@@ -10,6 +10,11 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// Labels as the dataset stores them.
+fn u32s(labels: &[u8]) -> Vec<u32> {
+    labels.iter().map(|&l| u32::from(l)).collect()
+}
+
 fn assert_one_line(e: &DataError) -> String {
     let msg = e.to_string();
     assert!(!msg.contains('\n'), "multi-line message: {msg}");
@@ -48,7 +53,7 @@ fn idx_round_trip_raw_and_gz() {
         let (images, labels) = synth::generate(DatasetKind::Mnist, 37, 42);
         assert_eq!(train.len(), 37);
         assert_eq!(train.images, images);
-        assert_eq!(train.labels, labels);
+        assert_eq!(train.labels, u32s(&labels));
         assert_eq!(
             (train.channels, train.height, train.width, train.classes),
             (1, 28, 28, 10)
@@ -57,11 +62,11 @@ fn idx_round_trip_raw_and_gz() {
 
         let test = load(DatasetKind::FashionMnist, dir.path(), Split::Test).unwrap();
         assert_eq!(test.len(), 11);
-        assert_eq!(test.kind, DatasetKind::FashionMnist);
+        assert_eq!(test.source, DatasetKind::FashionMnist.into());
         assert_eq!(test.std, vec![0.3530]);
         assert_ne!(
-            test.images[..784],
-            train.images[..784],
+            test.images.as_u8().unwrap()[..784],
+            train.images.as_u8().unwrap()[..784],
             "test split must differ"
         );
     }
@@ -78,7 +83,7 @@ fn gzip_is_detected_by_magic_not_name() {
     fs::write(dir.path().join("train-labels-idx1-ubyte.gz"), &lbl).unwrap();
     let ds = load(DatasetKind::Mnist, dir.path(), Split::Train).unwrap();
     assert_eq!(ds.images, images);
-    assert_eq!(ds.labels, labels);
+    assert_eq!(ds.labels, u32s(&labels));
 }
 
 #[test]
@@ -330,7 +335,7 @@ fn cifar10_round_trip_over_five_files() {
     let train = load(DatasetKind::Cifar10, dir.path(), Split::Train).unwrap();
     let (images, labels) = synth::generate(DatasetKind::Cifar10, 13, 9);
     assert_eq!(train.images, images);
-    assert_eq!(train.labels, labels);
+    assert_eq!(train.labels, u32s(&labels));
     assert_eq!(
         (train.channels, train.height, train.width, train.classes),
         (3, 32, 32, 10)
@@ -351,9 +356,9 @@ fn cifar_record_layout_is_label_then_planes() {
     fs::write(dir.path().join("test_batch.bin"), &rec).unwrap();
     let ds = load(DatasetKind::Cifar10, dir.path(), Split::Test).unwrap();
     assert_eq!(ds.labels, [7]);
-    assert_eq!(ds.images[0], 1);
-    assert_eq!(ds.images[1024], 2);
-    assert_eq!(ds.images[3071], 3);
+    assert_eq!(ds.image(0).get(0), 1.0);
+    assert_eq!(ds.image(0).get(1024), 2.0);
+    assert_eq!(ds.image(0).get(3071), 3.0);
     // CIFAR-100 records carry coarse then fine label; the fine one is used.
     let mut rec100 = vec![3u8, 17];
     rec100.extend_from_slice(&rec[1..]);
@@ -369,7 +374,7 @@ fn cifar100_round_trip_uses_fine_labels() {
     synth::write_cifar_dataset(dir.path(), DatasetKind::Cifar100, 50, 7, 2).unwrap();
     let train = load(DatasetKind::Cifar100, dir.path(), Split::Train).unwrap();
     let (images, labels) = synth::generate(DatasetKind::Cifar100, 50, 2);
-    assert_eq!(train.labels, labels);
+    assert_eq!(train.labels, u32s(&labels));
     assert_eq!(train.images, images);
     assert_eq!(train.classes, 100);
     assert!(
@@ -479,19 +484,19 @@ fn cifar_missing_batch_is_named() {
 fn centroid_accuracy(kind: DatasetKind, f: impl Fn(&[u8]) -> Vec<f32>) -> f32 {
     let train = synth::dataset(kind, 600, 11);
     let test = synth::dataset(kind, 200, 12);
-    let dim = f(train.image(0)).len();
+    let dim = f(train.image(0).as_u8().unwrap()).len();
     let mut sums = vec![vec![0f32; dim]; kind.classes()];
     let mut counts = vec![0f32; kind.classes()];
     for i in 0..train.len() {
         let l = train.label(i) as usize;
-        for (s, v) in sums[l].iter_mut().zip(f(train.image(i))) {
+        for (s, v) in sums[l].iter_mut().zip(f(train.image(i).as_u8().unwrap())) {
             *s += v;
         }
         counts[l] += 1.0;
     }
     let mut correct = 0;
     for i in 0..test.len() {
-        let x = f(test.image(i));
+        let x = f(test.image(i).as_u8().unwrap());
         let best = (0..kind.classes())
             .filter(|&c| counts[c] > 0.0)
             .min_by(|&a, &b| {
@@ -549,9 +554,8 @@ fn real_data() {
                     for &l in &ds.labels {
                         hist[l as usize] += 1;
                     }
-                    let mean = ds.images.iter().map(|&v| v as f64).sum::<f64>()
-                        / ds.images.len() as f64
-                        / 255.0;
+                    let px = ds.images.as_u8().unwrap();
+                    let mean = px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64 / 255.0;
                     println!(
                         "{kind} {split}: {} images, first labels {:?}, per-class {:?}, pixel mean {:.4}, loaded in {:?}",
                         ds.len(),

@@ -9,10 +9,11 @@ use crate::network::{self, Network};
 use crate::step::{self, HyperfluxOptim, StepSettings};
 use crate::EngineError;
 use hf_core::config::{CommonConfig, PruneConfig, RegrowthPressure, TrainConfig};
+use hf_core::preprocess::Preprocessing;
 use hf_core::pressure::{Controller, PressureScheduler, Trajectory};
 use hf_core::records::{EpochRecord, RecordLog};
 use hf_core::stages::{cosine, Stage};
-use hf_data::{Augment, BatchConfig, Dataset, DatasetKind, Split};
+use hf_data::{Augment, BatchConfig, Dataset, DatasetKind, DatasetSpec, LoadOptions, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -85,23 +86,31 @@ pub struct Outcome {
 
 /// Training and test sets of a run.
 pub struct RunData {
-    /// Dataset kind.
-    pub kind: DatasetKind,
+    /// The dataset, with the directory actually read for `npy:DIR` data (what checkpoints
+    /// record).
+    pub spec: DatasetSpec,
     /// Training set.
     pub train: Arc<Dataset>,
     /// Test set.
     pub test: Dataset,
 }
 
-/// Loads the data a config names (with the limits applied).
+/// The dataset a config names.
+pub fn dataset_spec(c: &CommonConfig) -> Result<DatasetSpec, EngineError> {
+    c.dataset.parse().map_err(EngineError::Model)
+}
+
+fn load_options(c: &CommonConfig, classes: Option<usize>) -> LoadOptions {
+    LoadOptions {
+        data_dir: c.data_dir.clone(),
+        normalize: c.normalize.clone(),
+        classes,
+    }
+}
+
+/// Loads the data a config names (with its normalisation and the limits applied).
 pub fn load_data(c: &CommonConfig) -> Result<RunData, EngineError> {
-    let kind: DatasetKind = c
-        .dataset
-        .parse()
-        .map_err(|e: String| EngineError::Model(e))?;
-    let dir = c.data_dir.clone().unwrap_or_else(|| kind.default_dir());
-    let mut train = hf_data::load(kind, &dir, Split::Train)?;
-    let mut test = hf_data::load(kind, &dir, Split::Test)?;
+    let (mut train, mut test) = dataset_spec(c)?.load_splits(&load_options(c, None))?;
     if c.train_limit > 0 {
         train = train.take(c.train_limit);
     }
@@ -109,10 +118,54 @@ pub fn load_data(c: &CommonConfig) -> Result<RunData, EngineError> {
         test = test.take(c.test_limit);
     }
     Ok(RunData {
-        kind,
+        spec: train.source.clone(),
         train: Arc::new(train),
         test,
     })
+}
+
+/// Loads only the test split a config names (evaluation, export), for a model with `classes`
+/// outputs (npy labels must be below it).
+pub fn load_test(c: &CommonConfig, classes: Option<usize>) -> Result<Dataset, EngineError> {
+    let test = dataset_spec(c)?.load(Split::Test, &load_options(c, classes))?;
+    Ok(if c.test_limit > 0 {
+        test.take(c.test_limit)
+    } else {
+        test
+    })
+}
+
+/// The data settings a checkpoint was trained with: its dataset (metadata `dataset`) and the
+/// normalisation of its stored config; the rest of [`CommonConfig`] at its defaults.
+pub fn checkpoint_data(ck: &Checkpoint) -> Result<CommonConfig, EngineError> {
+    /// Any stored run config: only `common` is read.
+    #[derive(Deserialize, Default)]
+    struct Stored {
+        #[serde(default)]
+        common: CommonConfig,
+    }
+    let stored: Stored = match ck.meta.get("config") {
+        Some(text) => hf_core::config::from_toml_str(text)?,
+        None => Stored::default(),
+    };
+    Ok(CommonConfig {
+        dataset: ck.meta_str("dataset")?.to_string(),
+        normalize: stored.common.normalize,
+        ..CommonConfig::default()
+    })
+}
+
+/// The input preprocessing a checkpoint records (metadata `preprocessing`); for checkpoints
+/// written before it was recorded, the built-in dataset's constants (those runs had no
+/// `--normalize`). `None` if neither is known.
+pub fn checkpoint_preprocessing(ck: &Checkpoint) -> Result<Option<Preprocessing>, EngineError> {
+    if ck.meta.contains_key("preprocessing") {
+        return ck.meta_json("preprocessing").map(Some);
+    }
+    let spec: Option<DatasetSpec> = ck.meta.get("dataset").and_then(|d| d.parse().ok());
+    Ok(spec
+        .and_then(|s| s.kind())
+        .map(|k| Preprocessing::from_f32(Preprocessing::PIXEL_SCALE, k.mean(), k.std())))
 }
 
 /// Input shape (C, H, W) of a dataset.
@@ -176,7 +229,7 @@ impl<'a> EpochRunner<'a> {
             common,
             data,
             device,
-            batch: batch_config(common, data.kind),
+            batch: batch_config(common, data),
         }
     }
 
@@ -244,10 +297,14 @@ impl<'a> EpochRunner<'a> {
     }
 }
 
-fn model_meta(net: &dyn Network, kind: DatasetKind) -> BTreeMap<String, String> {
+fn model_meta(net: &dyn Network, data: &RunData) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("arch".into(), net.arch().to_string());
-    m.insert("dataset".into(), kind.name().to_string());
+    m.insert("dataset".into(), data.spec.to_string());
+    m.insert(
+        "preprocessing".into(),
+        serde_json::to_string(&data.train.preprocessing()).unwrap_or_default(),
+    );
     m.insert(
         "input_shape".into(),
         serde_json::to_string(&net.input_shape()).unwrap_or_default(),
@@ -287,7 +344,7 @@ pub fn check_fits(net: &dyn Network, data: &RunData) -> Result<(), EngineError> 
             net.arch(),
             net.input_shape(),
             net.classes(),
-            data.kind.name(),
+            data.spec,
             shape,
             data.train.classes
         )));
@@ -336,10 +393,16 @@ fn resume_state(ck: &Checkpoint, kind: &str) -> Result<RunState, EngineError> {
     Ok(st)
 }
 
-fn batch_config(common: &CommonConfig, kind: DatasetKind) -> BatchConfig {
-    let aug = if common.augment && matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100) {
+fn batch_config(common: &CommonConfig, data: &RunData) -> BatchConfig {
+    let cifar = matches!(
+        data.spec.kind(),
+        Some(DatasetKind::Cifar10 | DatasetKind::Cifar100)
+    );
+    // Examples without spatial extent (N×D npy data) are not cropped.
+    let flat = data.train.height == 1 && data.train.width == 1;
+    let aug = if common.augment && cifar {
         Some(Augment::CIFAR)
-    } else if common.augment {
+    } else if common.augment && !flat {
         Some(Augment {
             pad: 2,
             flip: false,
@@ -409,7 +472,7 @@ pub fn train_dense(
         out: &out,
         checkpoint: &ck_path,
         config: &config_text,
-        kind: data.kind,
+        data: &data,
     };
     for epoch in state.epoch + 1..=cfg.epochs {
         let t0 = Instant::now();
@@ -474,7 +537,7 @@ struct RunFiles<'a> {
     out: &'a Path,
     checkpoint: &'a Path,
     config: &'a str,
-    kind: DatasetKind,
+    data: &'a RunData,
 }
 
 /// Ends an epoch of any run: reports the record, appends it to the record files, updates the
@@ -500,7 +563,7 @@ fn close_epoch(
     state.weights_step = opt.weights.step;
     state.masks_step = opt.masks.step;
     state.records = log.records.clone();
-    save_checkpoint(files.checkpoint, net, opt, files.kind, state, files.config)?;
+    save_checkpoint(files.checkpoint, net, opt, files.data, state, files.config)?;
     Ok(obs.stop_after(epoch))
 }
 
@@ -508,11 +571,11 @@ fn save_checkpoint(
     path: &Path,
     net: &dyn Network,
     opt: &HyperfluxOptim,
-    kind: DatasetKind,
+    data: &RunData,
     state: &RunState,
     config_text: &str,
 ) -> Result<(), EngineError> {
-    let mut meta = model_meta(net, kind);
+    let mut meta = model_meta(net, data);
     meta.insert(
         "state".into(),
         serde_json::to_string(state).unwrap_or_default(),
@@ -635,7 +698,7 @@ pub fn prune(
         out: &out,
         checkpoint: &ck_path,
         config: &config_text,
-        kind: data.kind,
+        data: &data,
     };
     for epoch in state.epoch + 1..=total {
         let t0 = Instant::now();

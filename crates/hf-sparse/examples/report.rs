@@ -144,6 +144,7 @@ fn resnet20_layer(sparsity: f64) -> ExportModel {
             accuracy: None,
             density_per_layer: vec![],
             total_density: 1.0,
+            preprocessing: None,
             extra: Default::default(),
         },
         layers: vec![(spec, t)],

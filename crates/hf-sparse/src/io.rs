@@ -4,6 +4,7 @@ use crate::kernels::Csr;
 use crate::model::{Model, RtLayer};
 use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
+use crate::Preprocessing;
 use crate::SparseError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::cell::RefCell;
@@ -96,6 +97,11 @@ fn encode_meta(
     m.insert("accuracy".into(), js(&meta.accuracy));
     m.insert("density_per_layer".into(), js(per));
     m.insert("total_density".into(), js(&total));
+    if let Some(p) = &meta.preprocessing {
+        m.insert("input_scale".into(), js(&p.scale));
+        m.insert("input_mean".into(), js(&p.mean));
+        m.insert("input_std".into(), js(&p.std));
+    }
     for (k, v) in &meta.extra {
         m.insert(k.clone(), v.clone());
     }
@@ -376,6 +382,21 @@ impl Reader<'_, '_> {
             "a JSON list of [name, density] pairs",
         )?;
         let total_density: f64 = json(self, "total_density", get("total_density")?, "a number")?;
+        // Optional (files written before them lack all three); validated with the rest.
+        let pre = ["input_scale", "input_mean", "input_std"].map(|k| raw.get(k));
+        let preprocessing = match pre {
+            [None, None, None] => None,
+            [Some(scale), Some(mean), Some(std)] => Some(Preprocessing {
+                scale: json(self, "input_scale", scale, "a number")?,
+                mean: json(self, "input_mean", mean, "a JSON list of numbers")?,
+                std: json(self, "input_std", std, "a JSON list of numbers")?,
+            }),
+            _ => {
+                return Err(self.corrupt(
+                    "metadata has some but not all of input_scale, input_mean, input_std".into(),
+                ))
+            }
+        };
         let extra: BTreeMap<String, String> = raw
             .iter()
             .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
@@ -389,6 +410,7 @@ impl Reader<'_, '_> {
             accuracy,
             density_per_layer,
             total_density,
+            preprocessing,
             extra,
         };
         Ok((format, meta, specs))

@@ -53,5 +53,10 @@ pub use spec::{
 };
 pub use validate::{MAX_LAYER_WEIGHTS, MAX_TENSOR_VALUES, RESERVED_KEYS};
 
+/// How raw inputs become network inputs, recorded in every export (`input_scale`,
+/// `input_mean`, `input_std`; see FORMAT.md). The same type as `hf_core::preprocess`'s, which the
+/// data loader (`hf_data::Dataset::preprocessing`) produces.
+pub use hf_core::preprocess::Preprocessing;
+
 /// Re-exported so callers can compare index dtypes without depending on safetensors directly.
 pub use safetensors::Dtype;

@@ -1,5 +1,6 @@
 //! The in-memory description of an exported network: layer specs, metadata and tensors.
 
+use hf_core::preprocess::Preprocessing;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -355,9 +356,25 @@ pub struct ExportMeta {
     pub density_per_layer: Vec<(String, f64)>,
     /// Fraction of all prunable weights kept.
     pub total_density: f64,
+    /// How raw inputs (u8 pixels, unnormalised floats) become the network's inputs:
+    /// `(raw · scale − mean[c]) / std[c]` per input channel; stored as `input_scale`,
+    /// `input_mean`, `input_std`. `None` when unknown (files written before these keys).
+    #[serde(default)]
+    pub preprocessing: Option<Preprocessing>,
     /// Free-form extra entries (e.g. seed, git commit). Keys must not collide with the reserved
     /// keys listed in FORMAT.md.
     pub extra: BTreeMap<String, String>,
+}
+
+impl ExportMeta {
+    /// Number of input channels: `C` of a `[C, H, W]` input shape; for any other shape every
+    /// one of the `prod(input_shape)` values is its own channel (as `n × 1 × 1`).
+    pub fn input_channels(&self) -> usize {
+        match self.input_shape[..] {
+            [c, _, _] => c,
+            _ => self.input_shape.iter().product(),
+        }
+    }
 }
 
 /// The tensors of one layer, as the trainer holds them. Layers without weights (pooling,

@@ -14,7 +14,7 @@ pub const MAX_LAYER_WEIGHTS: usize = 1 << 32;
 pub(crate) const DENSITY_TOL: f64 = 1e-4;
 
 /// Metadata keys written by the exporter; `extra` may not use them.
-pub const RESERVED_KEYS: [&str; 9] = [
+pub const RESERVED_KEYS: [&str; 12] = [
     "format",
     "architecture",
     "dataset",
@@ -24,6 +24,9 @@ pub const RESERVED_KEYS: [&str; 9] = [
     "accuracy",
     "density_per_layer",
     "total_density",
+    "input_scale",
+    "input_mean",
+    "input_std",
 ];
 
 /// Largest tensor (values per example) the runtime accepts anywhere in a network (2^30 values,
@@ -383,6 +386,9 @@ pub(crate) fn meta_fields(meta: &ExportMeta) -> Result<(), String> {
         if !a.is_finite() {
             return Err(format!("accuracy {a} is not finite"));
         }
+    }
+    if let Some(p) = &meta.preprocessing {
+        p.validate(meta.input_channels())?;
     }
     for key in meta.extra.keys() {
         if key.is_empty() {

@@ -237,6 +237,7 @@ fn fold_batch_norm_equals_conv_then_batch_norm() {
                 accuracy: None,
                 density_per_layer: vec![],
                 total_density: 1.0,
+                preprocessing: None,
                 extra: Default::default(),
             },
             layers: vec![(spec.clone(), t)],

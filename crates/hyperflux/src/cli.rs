@@ -42,6 +42,17 @@ pub enum Cmd {
     BenchInfer(crate::export_cmd::BenchInferArgs),
 }
 
+/// Help of `--normalize` (train, prune, law, converge).
+pub const NORMALIZE_HELP: &str =
+    "Input normalisation: every value becomes (x·scale − MEAN) / STD, scale being 1/255 for \
+uint8 pixel data (MEAN and STD on the 0..1 scale) and 1 for float data.
+  MEAN,STD               one pair for every channel, e.g. 0.5,0.25
+  M1,..,Mc,S1,..,Sc      c means, then c standard deviations (one per channel), e.g.
+                         0.4914,0.4822,0.4465,0.247,0.243,0.261
+Every STD must be > 0. Default: the published constants of mnist, fashion-mnist, cifar10, \
+cifar100; for npy data mean 0 and std 1 (floats used as given, uint8 as x/255). Stored in the \
+run's config and checkpoint; exports record it (input_scale, input_mean, input_std).";
+
 /// Settings every training run shares.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CommonArgs {
@@ -51,12 +62,18 @@ pub struct CommonArgs {
     /// Model name (see `hyperflux models`).
     #[arg(long)]
     pub model: Option<String>,
-    /// Dataset: mnist, fashion-mnist, cifar10, cifar100.
-    #[arg(long)]
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100, or npy:DIR — DIR holding train_x.npy,
+    /// train_y.npy, test_x.npy, test_y.npy (numpy.save): x float32 or uint8 of shape N×C×H×W or
+    /// N×D (read as D×1×1), y integer class labels; classes = max label + 1.
+    #[arg(long, value_name = "NAME|npy:DIR")]
     pub dataset: Option<String>,
-    /// Directory with the dataset files (default: data/mnist, /usr/share/datasets/fashion-mnist, …).
+    /// Directory with the dataset files (default: data/mnist, /usr/share/datasets/fashion-mnist, …;
+    /// for npy:DIR, DIR).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Input normalisation (x·scale − MEAN) / STD: MEAN,STD or M1,..,Mc,S1,..,Sc (see --help).
+    #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true, long_help = NORMALIZE_HELP)]
+    pub normalize: Option<String>,
     /// Seed of initialisation, masks and data order.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -188,10 +205,11 @@ pub struct EvalArgs {
     /// Checkpoint or ONNX model (`model.onnx`) to evaluate.
     pub checkpoint: PathBuf,
     /// Dataset (default: the one the checkpoint was trained on; required for an ONNX model
-    /// that does not name one).
+    /// that does not name one): mnist, fashion-mnist, cifar10, cifar100 or npy:DIR.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Dataset directory (default: the checkpoint's dataset at its standard place).
+    /// Dataset directory (default: the checkpoint's dataset — a built-in one at its standard
+    /// place, or the DIR of npy:DIR). Its normalisation is the checkpoint's.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Device: cpu, cuda or auto.

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use hf_data::{DatasetKind, Split};
+use hf_data::{DatasetSpec, LoadOptions, Pixels, Preprocessing, Split};
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::masked::DensityReport;
 use hf_engine::trainer;
@@ -25,7 +25,8 @@ pub struct ExportArgs {
     #[arg(long, short = 'o')]
     pub out: PathBuf,
     /// Dataset directory, used to measure the accuracy stored in the metadata (default: the
-    /// checkpoint's dataset at its standard place). Without data the accuracy is left out.
+    /// checkpoint's dataset at its standard place, or the DIR of npy:DIR). Without data the
+    /// accuracy is left out.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -35,16 +36,23 @@ pub struct ExportArgs {
 pub struct InferArgs {
     /// Exported model file (dense or sparse).
     pub model: PathBuf,
-    /// Evaluate on this dataset's test set (mnist, fashion-mnist, cifar10, cifar100).
-    #[arg(long)]
+    /// Evaluate on this dataset's test set: mnist, fashion-mnist, cifar10, cifar100 or npy:DIR
+    /// (default: the model's). Raw values are preprocessed as the model file records
+    /// (input_scale, input_mean, input_std).
+    #[arg(long, value_name = "NAME|npy:DIR")]
     pub dataset: Option<String>,
-    /// Dataset directory (default: the dataset's standard place).
+    /// Dataset directory (default: the dataset's standard place; for npy:DIR, DIR).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Predict single inputs: a .npy file (uint8 = raw pixels, float32/float64 = already
-    /// normalised inputs) or an IDX image file (raw pixels); one prediction per image.
+    /// Predict single inputs: a .npy file (uint8 = raw pixels; float32/float64 = already
+    /// normalised inputs, or raw values with --raw) or an IDX image file (raw pixels); one
+    /// prediction per input.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// The --input file holds raw values (uint8 pixels or unnormalised floats): apply the
+    /// preprocessing the model file records, (x·input_scale − input_mean) / input_std.
+    #[arg(long, requires = "input")]
+    pub raw: bool,
     /// Use the runtime's dense path instead of the sparse one.
     #[arg(long)]
     pub dense: bool,
@@ -101,6 +109,7 @@ pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportMode
             accuracy: accuracy.map(|a| a / 100.0),
             density_per_layer: d.per_layer(),
             total_density: d.density(),
+            preprocessing: trainer::checkpoint_preprocessing(ck)?,
             extra,
         },
         layers,
@@ -120,12 +129,22 @@ pub fn export(a: &ExportArgs) -> Result<()> {
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, Device::Cpu)?;
     let common = hf_core::config::CommonConfig {
-        dataset: ck.meta_str("dataset")?.to_string(),
         data_dir: a.data_dir.clone(),
-        ..Default::default()
+        ..trainer::checkpoint_data(&ck)?
     };
-    let accuracy = match trainer::load_data(&common) {
-        Ok(data) => Some(trainer::test_accuracy(net.as_ref(), &data.test, Device::Cpu, 0.1).0),
+    let accuracy = match trainer::load_test(&common, Some(net.classes() as usize)) {
+        Ok(test) if trainer::input_shape(&test) == net.input_shape() => {
+            Some(trainer::test_accuracy(net.as_ref(), &test, Device::Cpu, 0.1).0)
+        }
+        Ok(test) => {
+            eprintln!(
+                "note: accuracy not measured ({} holds inputs of shape {:?}, the model takes {:?})",
+                test.source,
+                trainer::input_shape(&test),
+                net.input_shape()
+            );
+            None
+        }
         Err(e) => {
             eprintln!("note: accuracy not measured ({e})");
             None
@@ -148,17 +167,40 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         100.0 * model.meta.total_density,
         accuracy.map(|x| format!(", test accuracy {x:.2}%")).unwrap_or_default()
     );
+    match &model.meta.preprocessing {
+        Some(p) => println!("input preprocessing: {p} per channel"),
+        None => println!("input preprocessing: unknown (the checkpoint records none)"),
+    }
     Ok(())
 }
 
-fn dataset_inputs(kind: DatasetKind, dir: &Path) -> Result<(Vec<f32>, Vec<u8>, usize)> {
-    let test = hf_data::load(kind, dir, Split::Test)?;
-    let len = test.image_len();
-    let mut x = vec![0f32; test.len() * len];
-    for i in 0..test.len() {
-        test.normalized(i, &mut x[i * len..(i + 1) * len]);
+/// The preprocessing to apply to raw inputs of `model`: the recorded one, else (files written
+/// before it was recorded) the constants of its built-in dataset.
+fn preprocessing_of(model: &Model, file: &Path) -> Result<Preprocessing> {
+    let meta = model.meta();
+    if let Some(p) = &meta.preprocessing {
+        return Ok(p.clone());
     }
-    Ok((x, test.labels.clone(), test.len()))
+    match meta.dataset.parse::<DatasetSpec>().ok().and_then(|s| s.kind()) {
+        Some(k) => Ok(Preprocessing::from_f32(
+            Preprocessing::PIXEL_SCALE,
+            k.mean(),
+            k.std(),
+        )),
+        None => bail!(
+            "{} records no input preprocessing (input_scale, input_mean, input_std) and its dataset '{}' is not built in: give inputs already normalised as float32, without --raw",
+            file.display(),
+            meta.dataset
+        ),
+    }
+}
+
+/// Raw values as floats (bytes unscaled).
+fn raw_values(p: &Pixels) -> Vec<f32> {
+    match p {
+        Pixels::U8(v) => v.iter().map(|&b| f32::from(b)).collect(),
+        Pixels::F32(v) => v.clone(),
+    }
 }
 
 /// `hyperflux infer`.
@@ -170,12 +212,9 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         model.to_sparse()
     };
     let meta = model.meta().clone();
+    let (len, channels) = (model.input_len(), meta.input_channels());
     if let Some(input) = &a.input {
-        let kind: DatasetKind = meta
-            .dataset
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!(e))?;
-        let (x, n) = read_inputs(input, kind, model.input_len())?;
+        let (x, n) = read_inputs(input, &model, &a.model, a.raw)?;
         let pred = model.predict(&x, n)?;
         let logits = model.forward(&x, n)?;
         for (i, p) in pred.iter().enumerate() {
@@ -186,19 +225,32 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         return Ok(());
     }
     let name = a.dataset.clone().unwrap_or(meta.dataset.clone());
-    let kind: DatasetKind = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let dir = a.data_dir.clone().unwrap_or_else(|| kind.default_dir());
-    let (x, labels, n) = dataset_inputs(kind, &dir)?;
-    if x.len() / n.max(1) != model.input_len() {
+    let spec: DatasetSpec = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let opts = LoadOptions {
+        data_dir: a.data_dir.clone(),
+        normalize: None,
+        classes: Some(model.classes()),
+    };
+    let test = spec.load(Split::Test, &opts)?;
+    let n = test.len();
+    if test.image_len() != len {
         bail!(
             "{} expects inputs of {} values but {} images have {}: use the dataset it was trained on ({})",
             a.model.display(),
-            model.input_len(),
-            kind.name(),
-            x.len() / n.max(1),
+            len,
+            test.source,
+            test.image_len(),
             meta.dataset
         );
     }
+    // Raw values, preprocessed as recorded (older files: the dataset's own normalisation).
+    let pre = meta
+        .preprocessing
+        .clone()
+        .unwrap_or_else(|| test.preprocessing());
+    let mut x = raw_values(&test.images);
+    pre.apply(&mut x, len, channels);
+    let labels = &test.labels;
     let t = std::time::Instant::now();
     let logits = model.forward(&x, n)?;
     let secs = t.elapsed().as_secs_f64();
@@ -229,7 +281,7 @@ pub fn infer(a: &InferArgs) -> Result<()> {
     println!(
         "{} on {} test ({} images, {} path): accuracy {:.2}% in {:.3}s",
         meta.architecture,
-        kind.name(),
+        test.source,
         n,
         if a.dense { "dense" } else { "sparse" },
         100.0 * correct as f64 / n.max(1) as f64,
@@ -238,49 +290,36 @@ pub fn infer(a: &InferArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads single inputs: .npy (u8 raw pixels or f32/f64 normalised values) or IDX images.
-fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, usize)> {
+/// Reads single inputs for `model`: .npy (uint8 raw pixels, float32/float64 normalised values
+/// or, with `raw`, raw values) or IDX images (raw pixels). Raw values get the model's recorded
+/// preprocessing.
+fn read_inputs(path: &Path, model: &Model, file: &Path, raw: bool) -> Result<(Vec<f32>, usize)> {
+    let (len, channels) = (model.input_len(), model.meta().input_channels());
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (mean, std) = (kind.mean().to_vec(), kind.std().to_vec());
-    let normalise = |raw: &[u8]| -> Vec<f32> {
-        let plane = len / mean.len().max(1);
-        raw.iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                let c = (i % len) / plane.max(1);
-                (p as f32 / 255.0 - mean[c]) / std[c]
-            })
-            .collect()
+    let (mut x, is_raw) = if bytes.starts_with(b"\x93NUMPY") {
+        let (_, values) = hf_data::read_npy(path)?;
+        let is_raw = raw || matches!(values, Pixels::U8(_));
+        (raw_values(&values), is_raw)
+    } else {
+        (read_idx(path, bytes, len)?, true)
     };
-    if bytes.starts_with(b"\x93NUMPY") {
-        let (descr, data) = parse_npy(&bytes)
-            .with_context(|| format!("{}: not a readable .npy file", path.display()))?;
-        let x: Vec<f32> = match descr.as_str() {
-            "|u1" | "<u1" => normalise(data),
-            "<f4" => data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            "<f8" => data
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect(),
-            other => bail!(
-                "{}: .npy dtype {other} not supported (use uint8, float32 or float64)",
-                path.display()
-            ),
-        };
-        if x.is_empty() || !x.len().is_multiple_of(len) {
-            bail!(
-                "{}: {} values is not a whole number of inputs of {len}",
-                path.display(),
-                x.len()
-            );
-        }
-        let n = x.len() / len;
-        return Ok((x, n));
+    if x.is_empty() || !x.len().is_multiple_of(len) {
+        bail!(
+            "{}: {} values is not a whole number of inputs of {len} (what {} takes)",
+            path.display(),
+            x.len(),
+            file.display()
+        );
     }
-    // IDX images, gzipped or not.
+    if is_raw {
+        preprocessing_of(model, file)?.apply(&mut x, len, channels);
+    }
+    let n = x.len() / len;
+    Ok((x, n))
+}
+
+/// The raw pixels of an IDX image file (gzipped or not) as floats.
+fn read_idx(path: &Path, bytes: Vec<u8>, len: usize) -> Result<Vec<f32>> {
     let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2_read(&bytes, &mut out)
@@ -305,7 +344,7 @@ fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, 
             path.display()
         );
     }
-    Ok((normalise(&raw[16..]), n))
+    Ok(raw[16..].iter().map(|&b| f32::from(b)).collect())
 }
 
 fn flate2_read(bytes: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -313,34 +352,6 @@ fn flate2_read(bytes: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(out)
         .map(|_| ())
-}
-
-/// Minimal .npy (v1–v3) parser: returns the dtype descr and the data bytes (C order only).
-fn parse_npy(b: &[u8]) -> Result<(String, &[u8])> {
-    if b.len() < 10 {
-        bail!("too short");
-    }
-    let (hlen, start) = match b[6] {
-        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
-        2 | 3 => {
-            if b.len() < 12 {
-                bail!("too short");
-            }
-            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
-        }
-        v => bail!("unknown .npy version {v}"),
-    };
-    let header = std::str::from_utf8(b.get(start..start + hlen).context("truncated header")?)?;
-    if header.contains("'fortran_order': True") {
-        bail!("Fortran-ordered arrays are not supported");
-    }
-    let descr = header
-        .split("'descr':")
-        .nth(1)
-        .and_then(|r| r.split('\'').nth(1))
-        .context("no descr in header")?
-        .to_string();
-    Ok((descr, &b[start + hlen..]))
 }
 
 /// Dense libtorch forward of the same network (effective weights), for comparison.

@@ -36,12 +36,18 @@ pub struct RunArgs {
     /// Model name (default: the checkpoint's architecture, else lenet300).
     #[arg(long)]
     pub model: Option<String>,
-    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 (default: the checkpoint's, else mnist).
-    #[arg(long)]
+    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 or npy:DIR (see `hyperflux train --help`)
+    /// (default: the checkpoint's, else mnist).
+    #[arg(long, value_name = "NAME|npy:DIR")]
     pub dataset: Option<String>,
-    /// Directory with the dataset files (default: the dataset's standard place).
+    /// Directory with the dataset files (default: the dataset's standard place; for npy:DIR,
+    /// DIR).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Input normalisation (x·scale − MEAN) / STD: MEAN,STD or M1,..,Mc,S1,..,Sc (see --help)
+    /// (default: the checkpoint's when its dataset is used, else the dataset's).
+    #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true, long_help = crate::cli::NORMALIZE_HELP)]
+    pub normalize: Option<String>,
     /// Seed of mask initialisation and data order (runs are reproducible with it) [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -233,7 +239,7 @@ impl Observer for LawProgress {
 }
 
 /// Common settings and optimizer from the flags.
-fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) {
+fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) -> Result<()> {
     macro_rules! set {
         ($dst:expr, $src:expr) => {
             if let Some(v) = $src.clone() {
@@ -246,6 +252,9 @@ fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) {
     if a.data_dir.is_some() {
         c.data_dir = a.data_dir.clone();
     }
+    if let Some(n) = crate::run::parse_normalize(a.normalize.as_deref())? {
+        c.normalize = Some(n);
+    }
     set!(c.seed, a.seed);
     set!(c.batch_size, a.batch_size);
     set!(c.device, a.device);
@@ -257,6 +266,7 @@ fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) {
     set!(o.kind, a.optimizer);
     set!(o.lr, a.lr);
     set!(o.weight_decay, a.weight_decay);
+    Ok(())
 }
 
 /// Takes model and dataset from the checkpoint's metadata unless given as flags.
@@ -269,13 +279,16 @@ fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunAr
         c.model = ck.meta_str("arch")?.to_string();
     }
     if a.dataset.is_none() {
-        c.dataset = match ck.meta.get("dataset") {
-            Some(d) => d.clone(),
-            None => bail!(
+        if !ck.meta.contains_key("dataset") {
+            bail!(
                 "{} does not say which dataset it was trained on: pass --dataset",
                 from.display()
-            ),
-        };
+            );
+        }
+        // The checkpoint's data, normalised as it was trained.
+        let d = hf_engine::trainer::checkpoint_data(&ck)?;
+        c.dataset = d.dataset;
+        c.normalize = d.normalize;
     }
     Ok(())
 }
@@ -290,7 +303,7 @@ pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
         cfg.from = a.run.from.clone();
     }
     defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
-    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run);
+    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run)?;
     macro_rules! set {
         ($dst:expr, $src:expr) => {
             if let Some(v) = $src {
@@ -333,7 +346,7 @@ pub fn converge_config(a: &ConvergeArgs) -> Result<ConvergeConfig> {
         cfg.from = a.run.from.clone();
     }
     defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
-    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run);
+    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run)?;
     macro_rules! set {
         ($dst:expr, $src:expr) => {
             if let Some(v) = $src {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use hf_core::config::{
     self, CommonConfig, OptimConfig, PruneConfig, RegrowthPressure, TrainConfig,
 };
+use hf_core::preprocess::Normalize;
 use hf_core::pressure::Trajectory;
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::masked::DensityReport;
@@ -30,7 +31,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) {
+/// Parses `--normalize` (one line naming the flag and the syntax when it is wrong).
+pub fn parse_normalize(s: Option<&str>) -> Result<Option<Normalize>> {
+    s.map(|t| {
+        t.parse::<Normalize>()
+            .map_err(|e| anyhow::anyhow!("--normalize {t}: {e}"))
+    })
+    .transpose()
+}
+
+fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) -> Result<()> {
     macro_rules! set {
         ($dst:expr, $src:expr) => {
             if let Some(v) = $src.clone() {
@@ -42,6 +52,9 @@ fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) {
     set!(c.dataset, a.dataset);
     if a.data_dir.is_some() {
         c.data_dir = a.data_dir.clone();
+    }
+    if let Some(n) = parse_normalize(a.normalize.as_deref())? {
+        c.normalize = Some(n);
     }
     set!(c.seed, a.seed);
     set!(c.batch_size, a.batch_size);
@@ -56,6 +69,7 @@ fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) {
     set!(o.lr, a.lr);
     set!(o.momentum, a.momentum);
     set!(o.weight_decay, a.weight_decay);
+    Ok(())
 }
 
 /// The dense-training config of `hyperflux train`.
@@ -64,7 +78,7 @@ pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         Some(p) => config::read_toml(p)?,
         None => TrainConfig::default(),
     };
-    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common);
+    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common)?;
     if let Some(e) = a.epochs {
         cfg.epochs = e;
     }
@@ -84,7 +98,7 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
         Some(p) => config::read_toml(p)?,
         None => PruneConfig::default(),
     };
-    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common);
+    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common)?;
     if let Some(f) = &a.from {
         cfg.from = Some(f.clone());
         if a.common.model.is_none() {
@@ -197,6 +211,9 @@ fn prune(a: &PruneArgs) -> Result<()> {
     } else {
         prune_config(a)?
     };
+    if let Some(from) = cfg.from.as_ref().filter(|_| resume.is_none()) {
+        note_data_mismatch(from, &cfg.common);
+    }
     let mut obs = Progress::new(a.common.quiet, a.common.stop_after);
     let o = trainer::prune(&cfg, resume.as_ref(), &mut obs)?;
     let dir = o
@@ -205,6 +222,30 @@ fn prune(a: &PruneArgs) -> Result<()> {
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
     summarise("hyperflux pruning", &o, &dir)
+}
+
+/// Warns when pruning starts from a dense checkpoint trained on other data or with another
+/// normalisation (the pruning run uses its own `--dataset` / `--normalize`).
+fn note_data_mismatch(from: &std::path::Path, c: &CommonConfig) {
+    let Ok(d) = Checkpoint::load(from).and_then(|ck| trainer::checkpoint_data(&ck)) else {
+        return; // the run itself reports an unreadable checkpoint
+    };
+    let show = |n: &Option<Normalize>| n.as_ref().map_or("default".into(), |n| n.to_string());
+    let spec = |s: &str| s.parse::<hf_data::DatasetSpec>().ok();
+    let same_data = match (spec(&d.dataset), spec(&c.dataset)) {
+        (Some(x), Some(y)) => x == y,
+        _ => d.dataset == c.dataset,
+    };
+    if !same_data || d.normalize != c.normalize {
+        eprintln!(
+            "note: {} was trained on {} (normalize {}) but this run uses {} (normalize {}); pass --dataset and --normalize to match",
+            from.display(),
+            d.dataset,
+            show(&d.normalize),
+            c.dataset,
+            show(&c.normalize)
+        );
+    }
 }
 
 fn schedule(a: &ScheduleArgs) -> Result<()> {
@@ -239,24 +280,32 @@ fn eval(a: &EvalArgs) -> Result<()> {
     let dev = hf_engine::device::resolve(&a.device)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, dev)?;
-    let dataset = match (&a.dataset, ck.meta.get("dataset")) {
-        (Some(d), _) => d.clone(),
-        (None, Some(d)) => d.clone(),
-        (None, None) => bail!(
+    let mut common = match (&a.dataset, ck.meta.contains_key("dataset")) {
+        (_, true) => trainer::checkpoint_data(&ck)?,
+        (Some(_), false) => CommonConfig::default(),
+        (None, false) => bail!(
             "{} does not say which dataset it was trained on: pass --dataset (mnist, fashion-mnist, cifar10, cifar100, npy:DIR)",
             a.checkpoint.display()
         ),
     };
-    let common = CommonConfig {
-        dataset,
-        data_dir: a.data_dir.clone(),
-        ..CommonConfig::default()
-    };
-    let data = trainer::load_data(&common)?;
-    trainer::check_fits(net.as_ref(), &data)?;
-    let (acc, loss) = trainer::test_accuracy(net.as_ref(), &data.test, dev, 0.1);
+    if let Some(d) = &a.dataset {
+        common.dataset = d.clone();
+    }
+    common.data_dir = a.data_dir.clone();
+    let test = trainer::load_test(&common, Some(net.classes() as usize))?;
+    if !net.accepts_input(trainer::input_shape(&test)) {
+        bail!(
+            "{} ({}) expects inputs of shape {:?} but {} holds {:?}: evaluate it on the data it was trained on",
+            a.checkpoint.display(),
+            net.arch(),
+            net.input_shape(),
+            test.source,
+            trainer::input_shape(&test)
+        );
+    }
+    let (acc, loss) = trainer::test_accuracy(net.as_ref(), &test, dev, 0.1);
     if let Some(p) = &a.logits {
-        write_logits(net.as_ref(), &data.test, dev, p)?;
+        write_logits(net.as_ref(), &test, dev, p)?;
     }
     let d = DensityReport::of(net.masked());
     if a.json {

@@ -167,7 +167,7 @@ fn exported_model_reproduces_engine_predictions() {
     npy.extend_from_slice(header.as_bytes());
     npy.extend(std::iter::repeat_n(b' ', pad));
     npy.push(b'\n');
-    npy.extend_from_slice(ds.image(0));
+    npy.extend_from_slice(ds.image(0).as_u8().unwrap());
     let npy_path = tmp.path().join("one.npy");
     std::fs::write(&npy_path, &npy).unwrap();
     let out = ok(&run(&[

@@ -94,6 +94,7 @@ pub fn tiny() -> ExportModel {
             accuracy: Some(0.5),
             density_per_layer: vec![],
             total_density: 0.0,
+            preprocessing: None,
             extra: BTreeMap::from([("note".to_string(), "hand-built".to_string())]),
         },
         layers: vec![
