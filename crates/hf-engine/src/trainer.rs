@@ -33,6 +33,9 @@ pub trait Observer {
     fn stop_after(&mut self, _epoch: usize) -> bool {
         false
     }
+    /// Something the user should know that is not an error (a stale lock taken over, stale
+    /// temporary files removed, an unverified input file, a snap that did the pruning).
+    fn note(&mut self, _msg: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -257,10 +260,26 @@ fn model_meta(net: &dyn Network, kind: DatasetKind) -> BTreeMap<String, String> 
 }
 
 /// Builds the network a checkpoint describes (same architecture and shapes) and restores it.
+/// Metadata that contradicts itself (a dataset whose images or classes differ from the stored
+/// input shape or class count) is refused.
 pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>, EngineError> {
     let arch = ck.meta_str("arch")?;
     let shape: [i64; 3] = ck.meta_json("input_shape")?;
     let classes: i64 = ck.meta_json("classes")?;
+    if let Ok(kind) = ck.meta_str("dataset")?.parse::<DatasetKind>() {
+        let (c, h, w) = kind.shape();
+        let want = [c as i64, h as i64, w as i64];
+        if want != shape || kind.classes() as i64 != classes {
+            return Err(EngineError::Checkpoint {
+                path: ck.path.display().to_string(),
+                msg: format!(
+                    "metadata contradicts itself: dataset {} has inputs {want:?} and {} classes, but input_shape is {shape:?} and classes {classes} — the file was edited or is corrupt; use another checkpoint",
+                    kind.name(),
+                    kind.classes()
+                ),
+            });
+        }
+    }
     let net = network::build(arch, shape, classes, (0.2, 0.5), device)?;
     ck.restore_net(net.as_ref(), true)?;
     Ok(net)
@@ -598,7 +617,7 @@ pub fn prune(
     if let Some(ck) = resume {
         state = resume_into(ck, "prune", net.as_ref(), &mut opt)?;
     } else if let Some(from) = &cfg.from {
-        let dense = Checkpoint::load(from)?;
+        let dense = Checkpoint::load_noted(from, |n| obs.note(n))?;
         let arch = dense.meta_str("arch")?;
         if arch != net.arch() {
             return Err(EngineError::Model(format!(

@@ -116,7 +116,7 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         "sparse" => Format::Sparse,
         other => bail!("--format {other}: use dense or sparse"),
     };
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = crate::run::load_checkpoint(&a.checkpoint)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, Device::Cpu)?;
     let common = hf_core::config::CommonConfig {
@@ -163,7 +163,7 @@ fn dataset_inputs(kind: DatasetKind, dir: &Path) -> Result<(Vec<f32>, Vec<u8>, u
 
 /// `hyperflux infer`.
 pub fn infer(a: &InferArgs) -> Result<()> {
-    let model = hf_sparse::load(&a.model)?;
+    let model = load_model(&a.model)?;
     let model = if a.dense {
         model.to_dense()
     } else {
@@ -238,7 +238,17 @@ pub fn infer(a: &InferArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads an exported model, with a note on stderr when it has no checksum to verify.
+fn load_model(p: &Path) -> Result<Model> {
+    let (m, integrity) = hf_sparse::load_checked(p)?;
+    if let Some(n) = integrity.note(&p.display().to_string()) {
+        eprintln!("note: {n}");
+    }
+    Ok(m)
+}
+
 /// Reads single inputs: .npy (u8 raw pixels or f32/f64 normalised values) or IDX images.
+/// Non-finite values are refused (a network would turn them into a meaningless class).
 fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, usize)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (mean, std) = (kind.mean().to_vec(), kind.std().to_vec());
@@ -502,7 +512,7 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         .build_global();
     tch::set_num_threads(threads as i32);
     let (model, what) = match (&a.model, &a.synthetic) {
-        (Some(p), None) => (hf_sparse::load(p)?, p.display().to_string()),
+        (Some(p), None) => (load_model(p)?, p.display().to_string()),
         (None, Some(arch)) => {
             if arch != "lenet300" {
                 bail!("--synthetic {arch}: only lenet300 is available");

@@ -14,7 +14,6 @@ use clap::Args;
 use hf_core::config::{self, CommonConfig, OptimConfig};
 use hf_core::fsutil::{atomic_write, atomic_write_bytes};
 use hf_core::records::{EpochRecord, RecordLog};
-use hf_engine::checkpoint::Checkpoint;
 use hf_engine::law::{self, ConvergeConfig, ConvergeTrace, Family, LawConfig, LawSample};
 use hf_engine::trainer::Observer;
 use hf_law::{FitOptions, FitReport, LawPoint, PowerFit};
@@ -264,7 +263,7 @@ fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunAr
     let Some(from) = from else {
         return Ok(());
     };
-    let ck = Checkpoint::load(from)?;
+    let ck = crate::run::load_checkpoint(from)?;
     if a.model.is_none() {
         c.model = ck.meta_str("arch")?.to_string();
     }

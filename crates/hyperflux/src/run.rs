@@ -117,10 +117,12 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
 }
 
 fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
-    a.resume
-        .as_ref()
-        .map(|p| Checkpoint::load(p).map_err(anyhow::Error::from))
-        .transpose()
+    a.resume.as_ref().map(|p| load_checkpoint(p)).transpose()
+}
+
+/// Loads a checkpoint, with a note on stderr when it has no checksum to verify.
+pub fn load_checkpoint(p: &std::path::Path) -> Result<Checkpoint> {
+    Ok(Checkpoint::load_noted(p, |n| eprintln!("note: {n}"))?)
 }
 
 fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
@@ -219,7 +221,7 @@ fn schedule(a: &ScheduleArgs) -> Result<()> {
 }
 
 fn eval(a: &EvalArgs) -> Result<()> {
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = load_checkpoint(&a.checkpoint)?;
     let dev = hf_engine::device::resolve(&a.device)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, dev)?;
