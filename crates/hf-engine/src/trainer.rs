@@ -156,6 +156,7 @@ pub struct EpochRunner<'a> {
     pub device: Device,
     /// Batching and augmentation.
     pub batch: BatchConfig,
+    watch: std::cell::RefCell<step::DivergenceWatch>,
 }
 
 /// Called after every training step with the 1-based step index and the network.
@@ -180,6 +181,7 @@ impl<'a> EpochRunner<'a> {
             data,
             device,
             batch: batch_config(common, data.kind),
+            watch: Default::default(),
         }
     }
 
@@ -219,7 +221,9 @@ impl<'a> EpochRunner<'a> {
         for (i, b) in it.enumerate() {
             let (x, y) = to_tensors(&b, shape, self.device);
             let st = opt.step(net, &x, &y, self.common.label_smoothing, s, flux);
-            step::check_finite(st.loss, epoch, i + 1)?;
+            self.watch
+                .borrow_mut()
+                .observe(st.loss, self.data.train.classes, epoch, i + 1, s)?;
             loss_sum += st.loss * b.n as f64;
             correct += st.correct;
             seen += b.n;
@@ -229,15 +233,25 @@ impl<'a> EpochRunner<'a> {
                 h(i + 1, &*net);
             }
         }
-        for mw in net.masked() {
-            if mw.w.isnan().any().int64_value(&[]) != 0 || mw.m.isnan().any().int64_value(&[]) != 0
-            {
-                return Err(EngineError::Diverged {
-                    what: format!("NaN in layer {}", mw.name),
-                    epoch,
-                    step: taken,
-                });
-            }
+        let finite = |t: &Tensor| t.isfinite().all().int64_value(&[]) != 0;
+        let bad = net
+            .masked()
+            .iter()
+            .find(|mw| !finite(&mw.w) || !finite(&mw.m))
+            .map(|mw| mw.name.clone())
+            .or_else(|| {
+                net.params()
+                    .iter()
+                    .find(|p| !finite(&p.t))
+                    .map(|p| p.name.clone())
+            });
+        if let Some(name) = bad {
+            return Err(EngineError::Diverged {
+                what: format!("non-finite values in {name}"),
+                epoch,
+                step: taken,
+                hint: step::divergence_hint(s),
+            });
         }
         Ok(EpochStats {
             loss: loss_sum / seen.max(1) as f64,
