@@ -395,6 +395,28 @@ fn flux_points(points: &[LawPoint], column: &str) -> Vec<LawPoint> {
         .collect()
 }
 
+/// Holds `out` for this run (refused while another live run writes there) and removes the
+/// temporary files killed runs left in it.
+fn lock_output(out: &Path) -> Result<hf_core::fsutil::DirLock> {
+    let lock = hf_core::fsutil::DirLock::acquire(out)?;
+    if let Some(pid) = lock.took_over {
+        eprintln!(
+            "note: {} was locked by a run that no longer exists (pid {pid}); taken over",
+            out.display()
+        );
+    }
+    let removed = hf_core::fsutil::remove_stale_temps(out)
+        .with_context(|| format!("cannot remove stale temporary files in {}", out.display()))?;
+    if !removed.is_empty() {
+        eprintln!(
+            "note: removed {} temporary file(s) a killed run left in {}",
+            removed.len(),
+            out.display()
+        );
+    }
+    Ok(lock)
+}
+
 /// `hyperflux law`.
 pub fn law(a: &LawArgs) -> Result<()> {
     let cfg = law_config(a)?;
@@ -402,6 +424,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
     let out = cfg.common.out_dir.clone();
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let _lock = lock_output(&out)?;
     write_settings(&out, &cfg)?;
     let csv = out.join(format!("{}.csv", family.name()));
     eprintln!(
@@ -652,6 +675,7 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
     let out = cfg.common.out_dir.clone();
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let _lock = lock_output(&out)?;
     write_settings(&out, &cfg)?;
     let mut obs = LawProgress::new(a.run.quiet, &out);
     let trace_csv = out.join("density_trace.csv");

@@ -139,15 +139,19 @@ fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
         "{what}: test accuracy {:.2}%, density {:.3}% ({:.1}s)",
         o.test_accuracy, o.density, o.seconds
     );
+    if let Some(s) = &o.snap {
+        println!("{}", s.describe());
+    }
     if let Some(t) = o.target_density {
         let rel = (o.density - t) / t;
+        let tol = 100.0 * o.density_tolerance;
         println!(
             "target density {t:.3}%: final density is {:+.1}% relative to it ({})",
             100.0 * rel,
-            if rel.abs() <= 0.05 {
-                "within ±5%"
+            if rel.abs() <= o.density_tolerance {
+                format!("within ±{tol}%")
             } else {
-                "OUTSIDE ±5%"
+                format!("OUTSIDE ±{tol}%")
             }
         );
     }
