@@ -287,6 +287,15 @@ fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, 
                 x.len()
             );
         }
+        if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: value {i} (input {}, position {}) is {}: inputs must be finite numbers",
+                path.display(),
+                i / len,
+                i % len,
+                x[i]
+            );
+        }
         let n = x.len() / len;
         return Ok((x, n));
     }
@@ -309,7 +318,23 @@ fn read_inputs(path: &Path, kind: DatasetKind, len: usize) -> Result<(Vec<f32>, 
         u32::from_be_bytes(raw[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
     };
     let (n, h, w) = (dim(0), dim(1), dim(2));
-    if h * w != len || raw.len() != 16 + n * h * w {
+    let expected = 16 + n as u64 * h as u64 * w as u64;
+    let actual = raw.len() as u64;
+    if actual != expected {
+        bail!(
+            "{}: IDX file is {}: its header says {n} images of {h}x{w}, which is {expected} bytes, but it has {actual}",
+            path.display(),
+            if actual < expected {
+                "truncated"
+            } else {
+                "longer than its header says"
+            }
+        );
+    }
+    if n == 0 {
+        bail!("{}: IDX file holds no images", path.display());
+    }
+    if h * w != len {
         bail!(
             "{}: IDX holds {n} images of {h}x{w}; the model expects {len} values per image",
             path.display()
@@ -531,6 +556,9 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     };
     if a.batch.is_empty() || a.batch.contains(&0) {
         bail!("--batch: give positive batch sizes, e.g. 1,64");
+    }
+    if a.runs == 0 {
+        bail!("--runs 0: give at least one timed sample per measurement, e.g. --runs 200");
     }
     let flops = model.flops();
     let (dm, sm): (u64, u64) = flops
