@@ -148,8 +148,8 @@ pub struct FitArgs {
     /// Print the fits as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Plot path without extension; STEM.png and STEM.svg are written (default: law_fit, in
-    /// --out when given, else in the current directory).
+    /// Plot path without extension; STEM.png and STEM.svg are written (default: law_fit in
+    /// --out when given; without --plot or --out no plot is drawn).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Draw no plot.
@@ -546,14 +546,15 @@ pub fn law(a: &LawArgs) -> Result<()> {
 
 /// `hyperflux fit`.
 pub fn fit(a: &FitArgs) -> Result<()> {
-    let plot_stem = if a.no_plot {
-        None
-    } else {
-        Some(match (&a.plot, &a.out) {
-            (Some(p), _) => p.clone(),
-            (None, Some(dir)) => dir.join("law_fit"),
-            (None, None) => PathBuf::from("law_fit"),
-        })
+    // Files are written only where an option says: never into the current directory unasked.
+    let plot_stem = match (&a.plot, &a.out) {
+        _ if a.no_plot => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(dir)) => Some(dir.join("law_fit")),
+        (None, None) => {
+            eprintln!("note: no plot drawn; give --plot STEM or --out DIR for one");
+            None
+        }
     };
     let report = hf_law::run_fit(&FitOptions {
         files: a.files.clone(),
@@ -564,6 +565,16 @@ pub fn fit(a: &FitArgs) -> Result<()> {
     if let Some(dir) = &a.out {
         write_text(&dir.join("fit.txt"), &report.to_table())?;
         write_json(&dir.join("fit.json"), &report.to_json())?;
+        eprintln!(
+            "wrote {} and {}",
+            dir.join("fit.txt").display(),
+            dir.join("fit.json").display()
+        );
+    }
+    if a.json {
+        for p in &report.plots {
+            eprintln!("plot: {}", p.display());
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
