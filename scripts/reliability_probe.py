@@ -213,6 +213,7 @@ def main():
     refuse("bench-infer --runs 0", ["bench-infer", "--synthetic", "lenet300", "--runs", "0"])
     refuse("bench --runs 0", ["bench", "--runs", "0"])
     refuse("bench --steps 0", ["bench", "--steps", "0"])
+    refuse("bench --batch-size 0", ["bench", "--batch-size", "0"])
     # 7. metadata out of range / contradicting itself
     acc = bad_sparse("acc.sparse.safetensors", lambda s: s.meta().__setitem__("accuracy", "2.5"))
     refuse("infer: sparse file with accuracy 2.5", ["infer", acc, "--data-dir", data])

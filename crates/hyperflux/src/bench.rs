@@ -19,6 +19,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             a.steps
         );
     }
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size 0: give a positive batch size, e.g. 128");
+    }
     hf_engine::device::set_threads(a.threads);
     let dev = hf_engine::device::resolve(&a.device)?;
     println!(

@@ -416,6 +416,7 @@ fn zero_timed_samples_are_refused() {
     );
     assert_clean_error(&run(&["bench", "--runs", "0"]), &["--runs 0"]);
     assert_clean_error(&run(&["bench", "--steps", "0"]), &["--steps 0"]);
+    assert_clean_error(&run(&["bench", "--batch-size", "0"]), &["--batch-size 0"]);
 }
 
 // 7. Metadata out of its documented range, or contradicting itself.
