@@ -467,6 +467,29 @@ mod tests {
     }
 
     #[test]
+    fn defaults_are_the_spec_values() {
+        // ../shared/spec/hyperflux.md §1–3: STE scale 0.25, masks U[0.2, 0.5], mask LR 1e-3
+        // (Adam), controller step Δ = 0.3 for LeNet, aggressivity 6, pruning-stage weight LR
+        // cosine to lr0/30, regrowth weight LR 1e-3 → 1e-4, mask-LR scaler 1, decay 0.75, 0
+        // from regrowth epoch 50.
+        let p = PruneConfig::default();
+        assert_eq!(p.ste_scale, 0.25);
+        assert_eq!((p.mask_init_low, p.mask_init_high), (0.2, 0.5));
+        assert_eq!(p.mask_lr, 1e-3);
+        assert_eq!(p.controller_step, 0.3);
+        assert_eq!(p.aggressivity, 6.0);
+        assert_eq!(p.lr_divisor, 30.0);
+        assert_eq!((p.regrowth_lr_start, p.regrowth_lr_end), (1e-3, 1e-4));
+        assert_eq!(
+            (p.mask_lr_scaler, p.mask_lr_decay, p.mask_lr_cutoff),
+            (1.0, 0.75, 50)
+        );
+        assert_eq!(p.density_tolerance, 0.05);
+        assert_eq!(p.optimizer.lr, 1e-3);
+        assert_eq!(p.optimizer.weight_decay, 0.0);
+    }
+
+    #[test]
     fn target_sparsity_outside_range_is_refused() {
         for s in [0.0, 100.0, 150.0] {
             let p = PruneConfig {

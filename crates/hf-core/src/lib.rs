@@ -1,10 +1,14 @@
 //! Pure-Rust core of hyperflux: everything about a Hyperflux run that is not tensor math.
 //!
 //! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
-//! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written.
+//! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written;
+//!   stale temporaries of killed runs and the output-folder lock.
+//! - [`checksum`]: the SHA-256 of a safetensors file's tensor data, written into every file
+//!   hyperflux writes and verified on load.
 //! - [`preprocess`]: how raw data values become network inputs (`--normalize`, and the
 //!   preprocessing recorded in checkpoints and exports).
 
+pub mod checksum;
 pub mod config;
 pub mod fsutil;
 pub mod masked_csr;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a trajectory cannot be built.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ScheduleError {
     /// Target sparsity outside the open interval (0, 100).
     #[error("target sparsity {0}% is outside (0, 100): give the percentage of weights to prune, e.g. --target-sparsity 98")]
@@ -15,6 +15,57 @@ pub enum ScheduleError {
     /// Aggressivity must be positive.
     #[error("aggressivity must be a positive finite number (got {0})")]
     BadAggressivity(f64),
+    /// No starting factor r0 in [0, 0.999] makes E(P) reach the target: too few epochs for a
+    /// high sparsity (even r0 = 0 keeps too much), or too many for a tiny one.
+    #[error("{}", unreachable_message(*target_sparsity, *epochs, *aggressivity, *fewest_epochs, *most_epochs, *aggressivity_that_reaches))]
+    Unreachable {
+        /// The target sparsity (percent).
+        target_sparsity: f64,
+        /// The pruning epochs P asked for.
+        epochs: usize,
+        /// The aggressivity asked for.
+        aggressivity: f64,
+        /// The smallest P that reaches the target at this aggressivity (too few epochs).
+        fewest_epochs: Option<usize>,
+        /// The largest P that can stay above the target (too many epochs for a tiny sparsity).
+        most_epochs: Option<usize>,
+        /// An aggressivity that reaches the target in P epochs, where one exists.
+        aggressivity_that_reaches: Option<f64>,
+    },
+}
+
+fn unreachable_message(
+    target_sparsity: f64,
+    epochs: usize,
+    aggressivity: f64,
+    fewest: Option<usize>,
+    most: Option<usize>,
+    agg: Option<f64>,
+) -> String {
+    let mut m = format!(
+        "target sparsity {target_sparsity}% cannot be reached in {epochs} pruning epochs with aggressivity {aggressivity}"
+    );
+    match (fewest, most) {
+        (Some(p), _) => {
+            let lowest = 100.0 - expected(0.0, epochs, epochs, aggressivity);
+            m.push_str(&format!(
+                " (the most this plan can prune is {lowest:.2}%): use at least {p} pruning epochs"
+            ));
+            if let Some(a) = agg {
+                m.push_str(&format!(", or aggressivity {a:.3} or more"));
+            }
+        }
+        (None, Some(0)) => m.push_str(&format!(
+            " (every pruning epoch prunes at least {:.1}% of the weights): ask for a higher target sparsity",
+            100.0 * (1.0 - R_MAX)
+        )),
+        (None, Some(p)) => m.push_str(&format!(
+            " (each epoch keeps at most {}% of the weights, so it prunes more than asked): use at most {p} pruning epochs",
+            100.0 * R_MAX
+        )),
+        (None, None) => {}
+    }
+    m
 }
 
 /// The planned density trajectory: per-epoch factor `r(e) = r0 + (0.999 − r0)·σ(k(e − P/2))`
@@ -71,6 +122,31 @@ impl Trajectory {
             return Err(ScheduleError::BadAggressivity(aggressivity));
         }
         let target = 100.0 - target_sparsity;
+        // E(P) grows with r0 from E(P; r0 = 0) to E(P; r0 = 0.999) = 100·0.999^P; a target
+        // outside that range has no root, and bisection would return an end point whose plan
+        // silently misses the target.
+        let unreachable = |fewest, most, agg| ScheduleError::Unreachable {
+            target_sparsity,
+            epochs,
+            aggressivity,
+            fewest_epochs: fewest,
+            most_epochs: most,
+            aggressivity_that_reaches: agg,
+        };
+        if expected(0.0, epochs, epochs, aggressivity) > target + 1e-9 {
+            return Err(unreachable(
+                fewest_epochs(target, epochs, aggressivity),
+                None,
+                aggressivity_reaching(target, epochs, aggressivity),
+            ));
+        }
+        if expected(R_MAX, epochs, epochs, aggressivity) < target - 1e-9 {
+            let most = (1..epochs)
+                .rev()
+                .find(|&p| expected(R_MAX, p, p, aggressivity) >= target)
+                .unwrap_or(0);
+            return Err(unreachable(None, Some(most), None));
+        }
         // E(P) grows with r0: bisect on [0, 0.999].
         let (mut lo, mut hi) = (0.0_f64, R_MAX);
         let mut r0 = 0.5 * (lo + hi);
@@ -115,6 +191,36 @@ impl Trajectory {
         }
         out
     }
+}
+
+/// The smallest P > `epochs` whose fastest plan (r0 = 0) reaches `target` density.
+fn fewest_epochs(target: f64, epochs: usize, aggressivity: f64) -> Option<usize> {
+    (epochs + 1..=epochs.saturating_mul(64).max(1024))
+        .find(|&p| expected(0.0, p, p, aggressivity) <= target)
+}
+
+/// The smallest aggressivity (to 3 decimals, up to 1000) whose fastest plan reaches `target` in
+/// `epochs` epochs, if there is one above the one asked for.
+fn aggressivity_reaching(target: f64, epochs: usize, aggressivity: f64) -> Option<f64> {
+    let reaches = |a: f64| expected(0.0, epochs, epochs, a) <= target;
+    let mut hi = aggressivity;
+    while !reaches(hi) {
+        hi *= 2.0;
+        if hi > 1000.0 {
+            return None;
+        }
+    }
+    let mut lo = aggressivity;
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if reaches(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // Round up so the printed value does reach it.
+    Some((hi * 1000.0).ceil() / 1000.0)
 }
 
 /// The feedback controller with inertia (spec §2): after each pruning epoch it compares the
@@ -272,6 +378,64 @@ mod tests {
     }
 
     #[test]
+    fn unreachable_plans_are_refused_with_the_fewest_epochs_that_reach_them() {
+        // 98% in 4 epochs: even r0 = 0 plans 7.08% (not 2%).
+        let e = Trajectory::new(98.0, 4).unwrap_err();
+        let ScheduleError::Unreachable {
+            fewest_epochs,
+            aggressivity_that_reaches,
+            ..
+        } = e.clone()
+        else {
+            panic!("{e:?}")
+        };
+        let p = fewest_epochs.unwrap();
+        assert!(Trajectory::new(98.0, p).is_ok());
+        assert!(Trajectory::new(98.0, p - 1).is_err());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("98% cannot be reached in 4 pruning epochs")
+                && msg.contains(&format!("at least {p} pruning epochs"))
+                && msg.contains("92.9"),
+            "{msg}"
+        );
+        // The aggressivity it names does reach the target in 4 epochs.
+        let a = aggressivity_that_reaches.unwrap();
+        let t = Trajectory::with_aggressivity(98.0, 4, a).unwrap();
+        assert!(close(*t.points().last().unwrap(), 2.0, 1e-5));
+        assert!(msg.contains(&format!("aggressivity {a:.3}")), "{msg}");
+        // 90% in 2 epochs (plans 47.5%): no aggressivity helps, only more epochs.
+        let e = Trajectory::new(90.0, 2).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ScheduleError::Unreachable {
+                    fewest_epochs: Some(_),
+                    aggressivity_that_reaches: None,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // A tiny sparsity over many epochs prunes too much even at r0 = 0.999.
+        let e = Trajectory::new(0.05, 100).unwrap_err();
+        assert!(e.to_string().contains("higher target sparsity"), "{e}");
+        let e = Trajectory::new(1.0, 100).unwrap_err();
+        assert!(
+            e.to_string().contains("use at most 10 pruning epochs"),
+            "{e}"
+        );
+        assert!(Trajectory::new(1.0, 10).is_ok());
+        // Every plan that is accepted lands on its target.
+        for (s, p) in [(90.0, 3), (98.0, 5), (99.0, 7), (50.0, 1), (0.05, 1)] {
+            if let Ok(t) = Trajectory::new(s, p) {
+                let last = *t.points().last().unwrap();
+                assert!(close(last, 100.0 - s, 1e-5), "{s}% in {p}: {last}");
+            }
+        }
+    }
+
+    #[test]
     fn controller_spec_sequence() {
         let mut c = Controller::new(0.2);
         assert_eq!(c.pressure(), 0.0);
@@ -309,12 +473,14 @@ mod tests {
 
     #[test]
     fn scheduler_stops_updating_at_p() {
-        let mut s = PressureScheduler::new(90.0, 3, 0.3).unwrap();
+        let mut s = PressureScheduler::new(90.0, 4, 0.3).unwrap();
         let l1 = s.after_epoch(1, 100.0);
         assert!(l1 > 0.0);
         let l2 = s.after_epoch(2, 100.0);
         assert!(l2 > l1);
-        assert_eq!(s.after_epoch(3, 100.0), l2);
-        assert_eq!(s.after_epoch(4, 100.0), l2);
+        let l3 = s.after_epoch(3, 100.0);
+        assert!(l3 > l2);
+        assert_eq!(s.after_epoch(4, 100.0), l3);
+        assert_eq!(s.after_epoch(5, 100.0), l3);
     }
 }

@@ -36,6 +36,11 @@ pub struct EpochRecord {
     pub mask_lr: f64,
     /// Wall time of the epoch (training and evaluation), seconds.
     pub seconds: f64,
+    /// The density (percent) just before the final snap moved the masks onto the target, on
+    /// the epoch that snapped (see `PruneConfig::final_freeze_epochs`); `None` elsewhere. Far from
+    /// the target it means the controller did not do the pruning: the snap did.
+    #[serde(default)]
+    pub snapped_from: Option<f64>,
 }
 
 /// The record files of a run: `<stem>.csv` and `<stem>.jsonl`.
@@ -106,6 +111,7 @@ pub fn write_csv(w: &mut dyn io::Write, records: &[EpochRecord]) -> io::Result<(
         "weight_lr",
         "mask_lr",
         "seconds",
+        "snapped_from",
     ]
     .into_iter()
     .map(String::from)
@@ -126,6 +132,7 @@ pub fn write_csv(w: &mut dyn io::Write, records: &[EpochRecord]) -> io::Result<(
             r.weight_lr.to_string(),
             r.mask_lr.to_string(),
             format!("{:.3}", r.seconds),
+            fmt_opt(r.snapped_from),
         ];
         for l in &layers {
             let v = r
@@ -161,6 +168,7 @@ mod tests {
             weight_lr: 1e-3,
             mask_lr: 1e-3,
             seconds: 1.25,
+            snapped_from: (epoch == 2).then_some(40.0),
         }
     }
 
@@ -176,6 +184,11 @@ mod tests {
         assert!(header.starts_with("epoch,stage,lambda,expected_density,density"));
         assert!(header.ends_with("density_fc1,density_fc2"));
         assert_eq!(lines.clone().count(), 2);
+        assert!(
+            header.contains(",seconds,snapped_from,density_fc1"),
+            "{header}"
+        );
+        assert!(lines.clone().next().unwrap().contains(",1.250,,55,"));
         assert!(lines.nth(1).unwrap().starts_with("2,pruning,0.5,50,58,"));
         let jsonl = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();
         let back: Vec<EpochRecord> = jsonl
@@ -183,5 +196,13 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(back, vec![rec(1), rec(2)]);
+        // Records written before the field existed still read.
+        let old = jsonl
+            .lines()
+            .next()
+            .unwrap()
+            .replace(",\"snapped_from\":null", "");
+        assert!(!old.contains("snapped_from"));
+        assert_eq!(serde_json::from_str::<EpochRecord>(&old).unwrap(), rec(1));
     }
 }

@@ -511,66 +511,81 @@ mod tests {
 
     #[test]
     fn masked_step_large_is_chunk_invariant() {
-        // Parallel chunks must give exactly what one sequential pass gives.
+        // The parallel chunks of a large tensor must give exactly what one sequential pass of
+        // the textbook per-parameter updates gives (no chunking on the reference side): for
+        // both the fused Adam/Adam path and the generic path (SGD weights).
         let n = 3 * CHUNK + 17;
         let mk = |k: f32| {
             (0..n)
                 .map(|i| (i as f32 * 0.37 + k).sin())
                 .collect::<Vec<f32>>()
         };
-        let (w0v, m0v, g) = (mk(1.0), mk(2.0), mk(3.0));
-        let run = |par: bool| {
-            let (mut w, mut m) = (w0v.clone(), m0v.clone());
-            let (mut a, mut b, mut c, mut d) =
-                (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-            let ms = MaskStep {
-                ste_scale: 0.25,
-                pressure_grad: 1e-3,
-                train_masks: true,
-            };
-            if par {
-                masked_step(
-                    &mut w,
-                    &mut m,
-                    &g,
-                    StateMut {
-                        s0: &mut a,
-                        s1: &mut b,
-                    },
-                    StateMut {
-                        s0: &mut c,
-                        s1: &mut d,
-                    },
-                    &adam(1e-3, 1),
-                    &adam(1e-3, 1),
-                    &ms,
-                    None,
-                );
-            } else {
-                for s in (0..n).step_by(CHUNK) {
-                    let e = (s + CHUNK).min(n);
-                    masked_step(
-                        &mut w[s..e],
-                        &mut m[s..e],
-                        &g[s..e],
-                        StateMut {
-                            s0: &mut a[s..e],
-                            s1: &mut b[s..e],
-                        },
-                        StateMut {
-                            s0: &mut c[s..e],
-                            s1: &mut d[s..e],
-                        },
-                        &adam(1e-3, 1),
-                        &adam(1e-3, 1),
-                        &ms,
-                        None,
-                    );
-                }
-            }
-            (w, m)
+        let (w_init, m_init, g) = (mk(1.0), mk(2.0), mk(3.0));
+        let ms = MaskStep {
+            ste_scale: 0.25,
+            pressure_grad: 1e-3,
+            train_masks: true,
         };
-        assert_eq!(run(true), run(false));
+        let sgd = StepHyper {
+            kind: OptimKind::Sgd { momentum: 0.9 },
+            lr: 1e-2,
+            weight_decay: 0.0,
+            step: 1,
+        };
+        for wh in [adam(1e-3, 1), sgd] {
+            let mh = adam(1e-3, 1);
+            let s1_len = if wh.kind.state_len() == 2 { n } else { 0 };
+            let (mut w, mut m) = (w_init.clone(), m_init.clone());
+            let (mut a, mut b, mut c, mut d) =
+                (vec![0.0; n], vec![0.0; s1_len], vec![0.0; n], vec![0.0; n]);
+            masked_step(
+                &mut w,
+                &mut m,
+                &g,
+                StateMut {
+                    s0: &mut a,
+                    s1: &mut b,
+                },
+                StateMut {
+                    s0: &mut c,
+                    s1: &mut d,
+                },
+                &wh,
+                &mh,
+                &ms,
+                None,
+            );
+            let (mut w2, mut m2) = (w_init.clone(), m_init.clone());
+            let (mut a2, mut b2, mut c2, mut d2) =
+                (vec![0.0; n], vec![0.0; s1_len], vec![0.0; n], vec![0.0; n]);
+            let gm: Vec<f32> = (0..n)
+                .map(|i| 0.25f32 * w_init[i] * g[i] + 1e-3f32)
+                .collect();
+            let gw: Vec<f32> = (0..n)
+                .map(|i| if m_init[i] >= 0.0 { g[i] } else { 0.0 })
+                .collect();
+            optim_step(
+                &mut m2,
+                &gm,
+                StateMut {
+                    s0: &mut c2,
+                    s1: &mut d2,
+                },
+                &mh,
+            );
+            optim_step(
+                &mut w2,
+                &gw,
+                StateMut {
+                    s0: &mut a2,
+                    s1: &mut b2,
+                },
+                &wh,
+            );
+            assert_eq!(w, w2, "{:?}", wh.kind);
+            assert_eq!(m, m2, "{:?}", wh.kind);
+            assert_eq!((a, b, c, d), (a2, b2, c2, d2), "{:?}", wh.kind);
+        }
     }
 
     #[test]

@@ -392,11 +392,19 @@ impl Normalizer {
 /// before `name.gz`; gzip is recognised by its magic bytes). CIFAR-10: `data_batch_1.bin` ..
 /// `data_batch_5.bin` / `test_batch.bin`; CIFAR-100: `train.bin` / `test.bin` (fine labels).
 /// For any dataset, including `npy:DIR`, see [`DatasetSpec::load`].
+/// A split with no examples is an error ([`DataError::Empty`]).
 pub fn load(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset, DataError> {
     let (images, labels) = match kind {
         DatasetKind::Mnist | DatasetKind::FashionMnist => idx::load(kind, dir, split)?,
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::load(kind, dir, split)?,
     };
+    if labels.is_empty() {
+        return Err(DataError::Empty {
+            dataset: kind.title(),
+            split,
+            dir: dir.to_path_buf(),
+        });
+    }
     Ok(builtin(kind, images, labels))
 }
 

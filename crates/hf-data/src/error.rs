@@ -115,6 +115,16 @@ pub enum DataError {
         /// Number of classes.
         classes: usize,
     },
+    /// A split whose files are valid but hold no examples: nothing to train or evaluate on.
+    #[error("{dataset} {split} set in {} holds no examples (its files have 0 records); an empty data set is refused — re-download it, or pass the right --data-dir", dir.display())]
+    Empty {
+        /// Dataset title.
+        dataset: &'static str,
+        /// Which split.
+        split: crate::Split,
+        /// The folder read.
+        dir: PathBuf,
+    },
     /// In-memory data handed to [`crate::Dataset::from_raw`] is inconsistent.
     #[error("invalid {dataset} data: {reason}")]
     Invalid {

@@ -570,3 +570,155 @@ fn real_data() {
         }
     }
 }
+
+#[test]
+fn empty_splits_are_refused() {
+    // Valid IDX files that hold zero images (the header says 0).
+    let dir = tmp();
+    synth::write_idx_dataset(dir.path(), 5, 0, false, 1).unwrap();
+    assert_eq!(
+        load(DatasetKind::Mnist, dir.path(), Split::Train)
+            .unwrap()
+            .len(),
+        5
+    );
+    let e = load(DatasetKind::Mnist, dir.path(), Split::Test).unwrap_err();
+    assert!(matches!(e, DataError::Empty { .. }), "{e:?}");
+    let msg = assert_one_line(&e);
+    assert!(
+        msg.contains("MNIST test set")
+            && msg.contains(&dir.path().display().to_string())
+            && msg.contains("no examples"),
+        "{msg}"
+    );
+    // CIFAR: empty batch files.
+    let dir = tmp();
+    synth::write_cifar_dataset(dir.path(), DatasetKind::Cifar10, 5, 0, 1).unwrap();
+    assert_eq!(
+        fs::metadata(dir.path().join("test_batch.bin"))
+            .unwrap()
+            .len(),
+        0
+    );
+    let e = load(DatasetKind::Cifar10, dir.path(), Split::Test).unwrap_err();
+    assert!(matches!(e, DataError::Empty { .. }), "{e:?}");
+}
+
+/// Bounded fuzzing of the IDX and CIFAR readers: random byte flips (header and data),
+/// truncations, extensions and gzip damage of valid files. Loading never panics; what loads
+/// is consistent (whole images, one label each, every label a valid class); a file whose
+/// length no longer matches its header is always refused.
+#[test]
+fn fuzzed_data_files_never_panic_and_what_loads_is_consistent() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    let check = |kind: DatasetKind, dir: &Path, split: Split| -> bool {
+        match load(kind, dir, split) {
+            Ok(ds) => {
+                assert!(!ds.is_empty());
+                assert_eq!(ds.images.len(), ds.labels.len() * ds.image_len());
+                assert!(ds.labels.iter().all(|&l| (l as usize) < ds.classes));
+                true
+            }
+            Err(e) => {
+                assert_one_line(&e);
+                false
+            }
+        }
+    };
+    // IDX, raw and gzipped: mutate one of the four files per case.
+    for gz in [false, true] {
+        let good = tmp();
+        synth::write_idx_dataset(good.path(), 12, 4, gz, 3).unwrap();
+        let names: Vec<String> = fs::read_dir(good.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for case in 0..160 {
+            let dir = tmp();
+            for n in &names {
+                fs::copy(good.path().join(n), dir.path().join(n)).unwrap();
+            }
+            let name = &names[rng.gen_range(0..names.len())];
+            let p = dir.path().join(name);
+            let mut b = fs::read(&p).unwrap();
+            let len = b.len();
+            let resized = match case % 5 {
+                0 => {
+                    // header bytes (magic, counts, sizes)
+                    let k = rng.gen_range(0..16.min(len));
+                    b[k] = rng.gen();
+                    false
+                }
+                1 | 2 => {
+                    for _ in 0..rng.gen_range(1..6) {
+                        let k = rng.gen_range(0..len);
+                        b[k] = rng.gen();
+                    }
+                    false
+                }
+                3 => {
+                    b.truncate(rng.gen_range(0..len));
+                    true
+                }
+                _ => {
+                    b.extend((0..rng.gen_range(1..40)).map(|_| rng.gen::<u8>()));
+                    true
+                }
+            };
+            fs::write(&p, &b).unwrap();
+            let split = if name.starts_with("train") {
+                Split::Train
+            } else {
+                Split::Test
+            };
+            let loaded = check(DatasetKind::Mnist, dir.path(), split);
+            if resized && !gz {
+                assert!(
+                    !loaded,
+                    "{name} resized from {len} to {} bytes loaded",
+                    b.len()
+                );
+            }
+            check(DatasetKind::FashionMnist, dir.path(), split);
+        }
+    }
+    // CIFAR-10 and CIFAR-100.
+    for kind in [DatasetKind::Cifar10, DatasetKind::Cifar100] {
+        let good = tmp();
+        synth::write_cifar_dataset(good.path(), kind, 10, 3, 5).unwrap();
+        let test_name = crate::cifar::file_names(kind, Split::Test)[0].clone();
+        let record = crate::cifar::label_bytes(kind) + crate::cifar::PIXELS;
+        for case in 0..80 {
+            let dir = tmp();
+            for e in fs::read_dir(good.path()).unwrap() {
+                let e = e.unwrap();
+                fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            }
+            let p = dir.path().join(&test_name);
+            let mut b = fs::read(&p).unwrap();
+            let len = b.len();
+            match case % 4 {
+                0 | 1 => {
+                    for _ in 0..rng.gen_range(1..6) {
+                        // label bytes are at the start of each record
+                        let k = if rng.gen() {
+                            rng.gen_range(0..3) * record + rng.gen_range(0..2)
+                        } else {
+                            rng.gen_range(0..len)
+                        };
+                        b[k] = rng.gen();
+                    }
+                }
+                2 => b.truncate(rng.gen_range(0..len)),
+                _ => b.extend((0..rng.gen_range(1..40)).map(|_| rng.gen::<u8>())),
+            }
+            fs::write(&p, &b).unwrap();
+            let loaded = check(kind, dir.path(), Split::Test);
+            if b.len() % record != 0 || b.is_empty() {
+                assert!(!loaded, "CIFAR file of {} bytes loaded", b.len());
+            }
+            check(kind, dir.path(), Split::Train);
+        }
+    }
+}

@@ -1,10 +1,13 @@
 //! Checkpoints in safetensors: weights, masks, free parameters and buffers under conventional
 //! names, the optimizer states (`optim.weights.{i}.s0` …), and the run state as JSON metadata,
-//! so `--resume` continues a run exactly.
+//! so `--resume` continues a run exactly. Every checkpoint carries the SHA-256 of its tensor
+//! data (`tensor_sha256`, see `hf_core::checksum`); loading verifies it and refuses non-finite
+//! values, so a damaged or diverged checkpoint never silently gives wrong numbers.
 
 use crate::network::{self, Network};
 use crate::step::HyperfluxOptim;
 use crate::EngineError;
+use hf_core::checksum::{self, Integrity};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +25,8 @@ pub struct Checkpoint {
     pub path: PathBuf,
     /// safetensors `__metadata__`.
     pub meta: BTreeMap<String, String>,
+    /// Whether the tensor-data checksum was verified, or the file has none.
+    pub integrity: Integrity,
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
@@ -88,6 +93,10 @@ pub fn save(
         .collect::<Result<_, _>>()?;
     let mut meta: HashMap<String, String> = meta.into_iter().collect();
     meta.insert(FORMAT_KEY.into(), FORMAT.into());
+    meta.insert(
+        checksum::KEY.into(),
+        checksum::tensor_digest(data.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
+    );
     let bytes = safetensors::serialize(views, &Some(meta))
         .map_err(|e| err(path, format!("cannot serialise: {e}")))?;
     hf_core::fsutil::atomic_write_bytes(path, &bytes)
@@ -95,9 +104,18 @@ pub fn save(
 }
 
 impl Checkpoint {
-    /// Reads and checks a checkpoint file. An ONNX model (`.onnx`) is imported and served as
-    /// a checkpoint of its graph (see [`Checkpoint::from_onnx`]), so every command that starts
-    /// from a checkpoint also starts from an ONNX network.
+    /// Like [`Checkpoint::load`], and tells `note` when the file has no checksum to verify.
+    pub fn load_noted(path: &Path, note: impl FnOnce(&str)) -> Result<Self, EngineError> {
+        let ck = Self::load(path)?;
+        if let Some(n) = ck.integrity.note(&path.display().to_string()) {
+            note(&n);
+        }
+        Ok(ck)
+    }
+
+    /// Reads and checks a checkpoint file (an ONNX model, `.onnx`, is imported and served as a
+    /// checkpoint of its graph: see [`Checkpoint::from_onnx`]): parseable, tagged as a hyperflux checkpoint, its
+    /// tensor-data checksum (when present) matches, every tensor is F32 and finite.
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         if hf_onnx::read::is_onnx_path(path) {
             return Self::from_onnx(path);
@@ -127,8 +145,14 @@ impl Checkpoint {
                 "not a hyperflux checkpoint (metadata tag missing); export files are read by `hyperflux infer`",
             ));
         }
+        let integrity = checksum::verify(meta.get(checksum::KEY).map(String::as_str), || {
+            checksum::tensor_digest(st.tensors().iter().map(|(n, t)| (n.as_str(), t.data())))
+        })
+        .map_err(|e| err(path, format!("{e} — use another checkpoint")))?;
         let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
+        let mut views = st.tensors();
+        views.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, view) in views {
             if view.dtype() != Dtype::F32 {
                 return Err(err(
                     path,
@@ -140,11 +164,21 @@ impl Checkpoint {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
+            if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+                return Err(err(
+                    path,
+                    format!(
+                        "tensor {name}[{i}] = {} is not finite: the checkpoint is corrupt or its run diverged — use another checkpoint",
+                        data[i]
+                    ),
+                ));
+            }
             tensors.insert(name, (view.shape().to_vec(), data));
         }
         Ok(Self {
             path: path.to_path_buf(),
             meta,
+            integrity,
             tensors,
         })
     }
@@ -208,6 +242,8 @@ impl Checkpoint {
             path: path.to_path_buf(),
             meta,
             tensors,
+            // ONNX has no checksum to verify (the protobuf decoded whole, values are finite).
+            integrity: hf_core::checksum::Integrity::Unverified,
         })
     }
 
@@ -228,6 +264,13 @@ impl Checkpoint {
     /// Whether a tensor is stored.
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
+    }
+
+    /// The names of all stored tensors, sorted.
+    pub fn tensor_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tensors.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     fn copy_into(&self, name: &str, dst: &Tensor) -> Result<(), EngineError> {

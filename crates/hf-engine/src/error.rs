@@ -17,15 +17,17 @@ pub enum EngineError {
     /// Unknown model name or a model that does not fit the data.
     #[error("{0}")]
     Model(String),
-    /// The loss became NaN or infinite.
-    #[error("the loss diverged ({what} at epoch {epoch}, step {step}): lower the learning rate (--lr) or the pressure")]
+    /// The loss became NaN or infinite, or exploded while staying finite.
+    #[error("the loss diverged ({what} at epoch {epoch}, step {step}): {hint}")]
     Diverged {
-        /// Which value was not finite.
+        /// What was seen.
         what: String,
         /// Epoch.
         epoch: usize,
         /// Step within the epoch.
         step: usize,
+        /// Which setting to lower.
+        hint: String,
     },
     /// Device not available.
     #[error("{0}")]

@@ -672,6 +672,7 @@ fn epoch(
             0.0
         },
         seconds: t0.elapsed().as_secs_f64(),
+        snapped_from: None,
     };
     obs.epoch_end(&rec);
     Ok((rec, es))

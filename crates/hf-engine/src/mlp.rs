@@ -218,6 +218,22 @@ impl Network for Mlp {
         h
     }
 
+    /// The density each layer saw at the last step: it decides sparse or dense kernels for the
+    /// next step, and the two sum in different orders.
+    fn kernel_state(&self) -> Vec<f64> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.iter().map(|(_, d)| *d).collect()
+    }
+
+    fn set_kernel_state(&self, state: &[f64]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if state.len() == cache.len() {
+            for ((_, d), s) in cache.iter_mut().zip(state) {
+                *d = *s;
+            }
+        }
+    }
+
     fn data_grads(&self, x: &Tensor, y: &Tensor, smoothing: f64) -> Grads {
         tch::no_grad(|| self.grads_feature_major(x, y, smoothing))
     }

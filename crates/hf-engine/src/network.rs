@@ -90,6 +90,16 @@ pub trait Network: Send {
     fn prunable(&self) -> usize {
         self.masked().iter().map(|m| m.numel()).sum()
     }
+
+    /// State outside the tensors that decides how the next step computes (e.g. which layers
+    /// take the sparse kernels), so a resumed run computes exactly as an uninterrupted one:
+    /// saved in checkpoints with the run state. Empty for models without such state.
+    fn kernel_state(&self) -> Vec<f64> {
+        Vec::new()
+    }
+
+    /// Restores what [`Network::kernel_state`] returned (ignored when the lengths differ).
+    fn set_kernel_state(&self, _state: &[f64]) {}
 }
 
 /// Computes [`Grads`] through autograd: effective weights become fresh leaves, so their

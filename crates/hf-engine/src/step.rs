@@ -126,8 +126,33 @@ pub fn mask_mean(net: &dyn Network) -> f64 {
     sum / n.max(1) as f64
 }
 
+/// Which setting to lower when a step with settings `s` diverged.
+pub fn divergence_hint(s: &StepSettings) -> String {
+    if s.train_masks && s.pressure > 0.0 {
+        format!(
+            "lower the learning rate --lr (the weight LR was {:e} in this epoch), or the mask LR --mask-lr ({:e}) or the pressure (λ = {:e})",
+            s.weight_lr, s.mask_lr, s.pressure
+        )
+    } else if s.train_masks {
+        format!(
+            "lower the learning rate --lr (the weight LR was {:e} in this epoch) or the mask LR --mask-lr ({:e})",
+            s.weight_lr, s.mask_lr
+        )
+    } else {
+        format!(
+            "lower the learning rate --lr (the weight LR was {:e} in this epoch)",
+            s.weight_lr
+        )
+    }
+}
+
 /// Fails with [`EngineError::Diverged`] if a loss is not finite.
-pub fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<(), EngineError> {
+pub fn check_finite(
+    loss: f64,
+    epoch: usize,
+    step: usize,
+    s: &StepSettings,
+) -> Result<(), EngineError> {
     if loss.is_finite() {
         Ok(())
     } else {
@@ -135,6 +160,120 @@ pub fn check_finite(loss: f64, epoch: usize, step: usize) -> Result<(), EngineEr
             what: format!("data loss {loss}"),
             epoch,
             step,
+            hint: divergence_hint(s),
         })
+    }
+}
+
+/// Watches the loss of a run for divergence that stays finite: a loss above
+/// [`DivergenceWatch::FACTOR`] times its reference for [`DivergenceWatch::STEPS`] steps in a row
+/// (e.g. Adam at `--lr 1e6` reaches 4e22 and trains on at 10% accuracy). The reference is the
+/// first step's loss, but at least ln(classes) (what a network that knows nothing scores), so a
+/// run starting from a well-trained network may still go through untrained-level losses
+/// (pruning pressure) without being stopped.
+#[derive(Debug, Clone, Default)]
+pub struct DivergenceWatch {
+    reference: Option<f64>,
+    over: usize,
+}
+
+impl DivergenceWatch {
+    /// How far above the reference the loss must be.
+    pub const FACTOR: f64 = 10.0;
+    /// For how many consecutive steps.
+    pub const STEPS: usize = 10;
+
+    /// Feeds one step's loss; fails when the run has diverged.
+    pub fn observe(
+        &mut self,
+        loss: f64,
+        classes: usize,
+        epoch: usize,
+        step: usize,
+        s: &StepSettings,
+    ) -> Result<(), EngineError> {
+        check_finite(loss, epoch, step, s)?;
+        let reference = *self
+            .reference
+            .get_or_insert(loss.max((classes.max(2) as f64).ln()));
+        if loss > Self::FACTOR * reference {
+            self.over += 1;
+        } else {
+            self.over = 0;
+        }
+        if self.over >= Self::STEPS {
+            return Err(EngineError::Diverged {
+                what: format!(
+                    "data loss {loss:.4e}, above {}× its starting value {reference:.4} for {} steps in a row",
+                    Self::FACTOR,
+                    Self::STEPS
+                ),
+                epoch,
+                step,
+                hint: divergence_hint(s),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> StepSettings {
+        StepSettings {
+            weight_lr: 1e6,
+            mask_lr: 0.0,
+            pressure: 0.0,
+            train_masks: false,
+        }
+    }
+
+    #[test]
+    fn a_finite_exploding_loss_is_divergence_a_noisy_one_is_not() {
+        let s = settings();
+        // Starts at ln(10), explodes to 1e22 and stays there.
+        let mut w = DivergenceWatch::default();
+        let mut losses = vec![2.3, 2.5, 40.0, 1e3];
+        losses.extend([1e22; 20]);
+        let step = losses
+            .iter()
+            .enumerate()
+            .find_map(|(i, &l)| w.observe(l, 10, 1, i + 1, &s).err().map(|e| (i + 1, e)));
+        let (at, e) = step.expect("divergence not detected");
+        // Over the threshold from step 3 (loss 40 > 10 × 2.3): stopped after STEPS such steps.
+        assert_eq!(at, 2 + DivergenceWatch::STEPS);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("diverged") && msg.contains("--lr") && msg.contains("1e6"),
+            "{msg}"
+        );
+        // Spikes above the threshold that come back are not divergence, and a run starting
+        // from a trained network (loss 0.05) may go through untrained-level losses.
+        let mut w = DivergenceWatch::default();
+        for i in 0..200 {
+            let l = if i % 9 == 8 {
+                500.0
+            } else {
+                0.05 + (i % 5) as f64
+            };
+            w.observe(l, 10, 1, i + 1, &s).unwrap();
+        }
+        // Non-finite at once.
+        let mut w = DivergenceWatch::default();
+        let e = w.observe(f64::NAN, 10, 2, 7, &s).unwrap_err().to_string();
+        assert!(e.contains("NaN at epoch 2, step 7"), "{e}");
+    }
+
+    #[test]
+    fn the_hint_names_the_settings_in_play() {
+        let mut s = settings();
+        assert!(!divergence_hint(&s).contains("mask"));
+        s.train_masks = true;
+        s.mask_lr = 1e-3;
+        assert!(divergence_hint(&s).contains("--mask-lr"));
+        s.pressure = 4.0;
+        assert!(divergence_hint(&s).contains("pressure (λ = 4e0)"));
     }
 }

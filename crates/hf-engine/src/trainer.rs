@@ -34,6 +34,9 @@ pub trait Observer {
     fn stop_after(&mut self, _epoch: usize) -> bool {
         false
     }
+    /// Something the user should know that is not an error (a stale lock taken over, stale
+    /// temporary files removed, an unverified input file, a snap that did the pruning).
+    fn note(&mut self, _msg: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -61,6 +64,9 @@ pub struct RunState {
     pub masks_step: u64,
     /// Records so far.
     pub records: Vec<EpochRecord>,
+    /// The network's kernel state (see `Network::kernel_state`), for an exact resume.
+    #[serde(default)]
+    pub kernel_state: Vec<f64>,
 }
 
 /// What a finished run produced.
@@ -82,6 +88,50 @@ pub struct Outcome {
     pub seconds: f64,
     /// Planned epochs of the run (more than `records.len()` when it was stopped early).
     pub total_epochs: usize,
+    /// Relative tolerance of the final density around the target (`density_tolerance`).
+    pub density_tolerance: f64,
+    /// The final snap, if one happened in this run.
+    pub snap: Option<Snap>,
+    /// The output folder's lock, held until the outcome is dropped (so the caller's own
+    /// outputs, e.g. plots, are written under it too).
+    pub lock: Option<Arc<hf_core::fsutil::DirLock>>,
+}
+
+/// The final snap of a scheduled run: masks moved once onto the target density.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snap {
+    /// The epoch it happened at the start of.
+    pub epoch: usize,
+    /// Density (percent) just before.
+    pub from: f64,
+    /// Density (percent) just after.
+    pub to: f64,
+}
+
+impl Snap {
+    /// A snap farther than this (relative to the target) from the density the controller had
+    /// reached means the controller did not do the pruning: the snap did.
+    pub const FAR: f64 = 0.25;
+
+    /// Whether the snap had to move the density far (see [`Snap::FAR`]).
+    pub fn is_far(&self) -> bool {
+        (self.from - self.to).abs() > Self::FAR * self.to
+    }
+
+    /// The one-line account of the snap for the run's output.
+    pub fn describe(&self) -> String {
+        let mut m = format!(
+            "final snap at the start of epoch {}: density {:.3}% -> {:.3}%",
+            self.epoch, self.from, self.to
+        );
+        if self.is_far() {
+            m.push_str(&format!(
+                " — the pressure controller did not do this pruning, the snap did (it was {:.1}× the target): give more pruning epochs (--pruning-epochs), more data, or a larger --mask-lr",
+                self.from / self.to
+            ));
+        }
+        m
+    }
 }
 
 /// Training and test sets of a run.
@@ -206,6 +256,7 @@ pub struct EpochRunner<'a> {
     pub device: Device,
     /// Batching and augmentation.
     pub batch: BatchConfig,
+    watch: std::cell::RefCell<step::DivergenceWatch>,
 }
 
 /// Called after every training step with the 1-based step index and the network.
@@ -230,6 +281,7 @@ impl<'a> EpochRunner<'a> {
             data,
             device,
             batch: batch_config(common, data),
+            watch: Default::default(),
         }
     }
 
@@ -269,7 +321,9 @@ impl<'a> EpochRunner<'a> {
         for (i, b) in it.enumerate() {
             let (x, y) = to_tensors(&b, shape, self.device);
             let st = opt.step(net, &x, &y, self.common.label_smoothing, s, flux);
-            step::check_finite(st.loss, epoch, i + 1)?;
+            self.watch
+                .borrow_mut()
+                .observe(st.loss, self.data.train.classes, epoch, i + 1, s)?;
             loss_sum += st.loss * b.n as f64;
             correct += st.correct;
             seen += b.n;
@@ -279,15 +333,25 @@ impl<'a> EpochRunner<'a> {
                 h(i + 1, &*net);
             }
         }
-        for mw in net.masked() {
-            if mw.w.isnan().any().int64_value(&[]) != 0 || mw.m.isnan().any().int64_value(&[]) != 0
-            {
-                return Err(EngineError::Diverged {
-                    what: format!("NaN in layer {}", mw.name),
-                    epoch,
-                    step: taken,
-                });
-            }
+        let finite = |t: &Tensor| t.isfinite().all().int64_value(&[]) != 0;
+        let bad = net
+            .masked()
+            .iter()
+            .find(|mw| !finite(&mw.w) || !finite(&mw.m))
+            .map(|mw| mw.name.clone())
+            .or_else(|| {
+                net.params()
+                    .iter()
+                    .find(|p| !finite(&p.t))
+                    .map(|p| p.name.clone())
+            });
+        if let Some(name) = bad {
+            return Err(EngineError::Diverged {
+                what: format!("non-finite values in {name}"),
+                epoch,
+                step: taken,
+                hint: step::divergence_hint(s),
+            });
         }
         Ok(EpochStats {
             loss: loss_sum / seen.max(1) as f64,
@@ -317,10 +381,30 @@ fn model_meta(net: &dyn Network, data: &RunData) -> BTreeMap<String, String> {
 }
 
 /// Builds the network a checkpoint describes (same architecture and shapes) and restores it.
+/// Metadata that contradicts itself (a dataset whose images or classes differ from the stored
+/// input shape or class count) is refused.
 pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>, EngineError> {
     let arch = ck.meta_str("arch")?;
     let shape: [i64; 3] = ck.meta_json("input_shape")?;
     let classes: i64 = ck.meta_json("classes")?;
+    if let Some(kind) = ck
+        .meta
+        .get("dataset")
+        .and_then(|d| d.parse::<DatasetKind>().ok())
+    {
+        let (c, h, w) = kind.shape();
+        let want = [c as i64, h as i64, w as i64];
+        if want != shape || kind.classes() as i64 != classes {
+            return Err(EngineError::Checkpoint {
+                path: ck.path.display().to_string(),
+                msg: format!(
+                    "metadata contradicts itself: dataset {} has inputs {want:?} and {} classes, but input_shape is {shape:?} and classes {classes} — the file was edited or is corrupt; use another checkpoint",
+                    kind.name(),
+                    kind.classes()
+                ),
+            });
+        }
+    }
     let net = network::build_for(arch, Some(ck), shape, classes, (0.2, 0.5), device)?;
     ck.restore_net(net.as_ref(), true)?;
     Ok(net)
@@ -373,6 +457,7 @@ fn resume_into(
     let state = resume_state(ck, kind)?;
     ck.restore_net(net, true)?;
     ck.restore_optim(opt)?;
+    net.set_kernel_state(&state.kernel_state);
     opt.weights.step = state.weights_step;
     opt.masks.step = state.masks_step;
     Ok(state)
@@ -427,7 +512,7 @@ pub fn train_dense(
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
     let from_ck = match (resume, &cfg.from) {
-        (None, Some(p)) => Some(Checkpoint::load(p)?),
+        (None, Some(p)) => Some(Checkpoint::load_noted(p, |n| obs.note(n))?),
         _ => None,
     };
     let mut net = network::build_for(
@@ -455,6 +540,7 @@ pub fn train_dense(
         weights_step: 0,
         masks_step: 0,
         records: vec![],
+        kernel_state: vec![],
     };
     if let Some(ck) = resume {
         state = resume_into(ck, "dense", net.as_ref(), &mut opt)?;
@@ -463,10 +549,11 @@ pub fn train_dense(
         ck.restore_net(net.as_ref(), false)?;
     }
     let out = cfg.common.out_dir.clone();
+    let lock = take_output(&out, obs)?;
     let config_text = hf_core::config::to_toml(&cfg);
     write_config(&out, &config_text)?;
     let lp = EpochRunner::new(&cfg.common, &data, dev);
-    let mut log = RecordLog::new(&out, "records", state.records.clone());
+    let mut log = start_records(&out, &state)?;
     let ck_path = out.join("checkpoint.safetensors");
     let files = RunFiles {
         out: &out,
@@ -514,12 +601,13 @@ pub fn train_dense(
             weight_lr: lr,
             mask_lr: 0.0,
             seconds: t0.elapsed().as_secs_f64(),
+            snapped_from: None,
         };
         if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
         }
     }
-    finish(
+    let mut o = finish(
         net.as_ref(),
         &data,
         dev,
@@ -529,7 +617,50 @@ pub fn train_dense(
         None,
         started,
         cfg.epochs,
-    )
+    )?;
+    o.lock = Some(Arc::new(lock));
+    Ok(o)
+}
+
+/// Takes the output folder of a run: its lock (refused while another live run holds it; a
+/// stale lock of a killed run is taken over), then removes the temporary files killed runs
+/// left in it. Both are told to `obs`.
+fn take_output(
+    out: &Path,
+    obs: &mut dyn Observer,
+) -> Result<hf_core::fsutil::DirLock, EngineError> {
+    let lock =
+        hf_core::fsutil::DirLock::acquire(out).map_err(|e| EngineError::Io(e.to_string()))?;
+    if let Some(pid) = lock.took_over {
+        obs.note(&format!(
+            "{} was locked by a run that no longer exists (pid {pid}); taken over",
+            out.display()
+        ));
+    }
+    let removed = hf_core::fsutil::remove_stale_temps(out).map_err(|e| {
+        EngineError::Io(format!(
+            "cannot remove stale temporary files in {}: {e}",
+            out.display()
+        ))
+    })?;
+    if !removed.is_empty() {
+        obs.note(&format!(
+            "removed {} temporary file(s) a killed run left in {}",
+            removed.len(),
+            out.display()
+        ));
+    }
+    Ok(lock)
+}
+
+/// The record files of a run, rewritten at once from the records the run starts with (none,
+/// or the resumed checkpoint's): records of epochs after the checkpoint (a run killed between
+/// writing them and its checkpoint) or of an earlier run in the same folder are dropped.
+fn start_records(out: &Path, state: &RunState) -> Result<RecordLog, EngineError> {
+    let log = RecordLog::new(out, "records", state.records.clone());
+    log.write()
+        .map_err(|e| EngineError::Io(format!("cannot write records in {}: {e}", out.display())))?;
+    Ok(log)
 }
 
 /// Where a run writes, and what its checkpoints record.
@@ -540,8 +671,10 @@ struct RunFiles<'a> {
     data: &'a RunData,
 }
 
-/// Ends an epoch of any run: reports the record, appends it to the record files, updates the
-/// run state and saves the checkpoint. Returns whether the observer asks to stop here.
+/// Ends an epoch of any run: reports the record, updates the run state, saves the checkpoint,
+/// then rewrites the record files (in that order, so the records are never ahead of the
+/// checkpoint; a resume rewrites them from the checkpoint). Returns whether the observer asks
+/// to stop here.
 fn close_epoch(
     rec: EpochRecord,
     obs: &mut dyn Observer,
@@ -553,17 +686,19 @@ fn close_epoch(
 ) -> Result<bool, EngineError> {
     let epoch = rec.epoch;
     obs.epoch_end(&rec);
-    log.push(rec).map_err(|e| {
+    log.records.push(rec);
+    state.epoch = epoch;
+    state.weights_step = opt.weights.step;
+    state.masks_step = opt.masks.step;
+    state.records = log.records.clone();
+    state.kernel_state = net.kernel_state();
+    save_checkpoint(files.checkpoint, net, opt, files.data, state, files.config)?;
+    log.write().map_err(|e| {
         EngineError::Io(format!(
             "cannot write records in {}: {e}",
             files.out.display()
         ))
     })?;
-    state.epoch = epoch;
-    state.weights_step = opt.weights.step;
-    state.masks_step = opt.masks.step;
-    state.records = log.records.clone();
-    save_checkpoint(files.checkpoint, net, opt, files.data, state, files.config)?;
     Ok(obs.stop_after(epoch))
 }
 
@@ -611,6 +746,9 @@ fn finish(
         target_density,
         seconds: started.elapsed().as_secs_f64(),
         total_epochs,
+        density_tolerance: 0.05,
+        snap: None,
+        lock: None,
     })
 }
 
@@ -630,7 +768,7 @@ pub fn prune(
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
     let from_ck = match (resume, &cfg.from) {
-        (None, Some(p)) => Some(Checkpoint::load(p)?),
+        (None, Some(p)) => Some(Checkpoint::load_noted(p, |n| obs.note(n))?),
         _ => None,
     };
     let mut net = network::build_for(
@@ -673,6 +811,7 @@ pub fn prune(
         weights_step: 0,
         masks_step: 0,
         records: vec![],
+        kernel_state: vec![],
     };
     if let Some(ck) = resume {
         state = resume_into(ck, "prune", net.as_ref(), &mut opt)?;
@@ -689,10 +828,11 @@ pub fn prune(
         dense.restore_net(net.as_ref(), false)?;
     }
     let out = cfg.common.out_dir.clone();
+    let lock = take_output(&out, obs)?;
     let config_text = hf_core::config::to_toml(&cfg);
     write_config(&out, &config_text)?;
     let lp = EpochRunner::new(&cfg.common, &data, dev);
-    let mut log = RecordLog::new(&out, "records", state.records.clone());
+    let mut log = start_records(&out, &state)?;
     let ck_path = out.join("checkpoint.safetensors");
     let files = RunFiles {
         out: &out,
@@ -700,6 +840,10 @@ pub fn prune(
         config: &config_text,
         data: &data,
     };
+    // Final freeze: the last `final_freeze_epochs` regrowth epochs, or every regrowth epoch
+    // when there are fewer, so any run with a regrowth epoch snaps.
+    let freeze_epochs = cfg.final_freeze_epochs.min(cfg.regrowth_epochs);
+    let mut snap = None;
     for epoch in state.epoch + 1..=total {
         let t0 = Instant::now();
         let stage = plan.stage(epoch);
@@ -707,11 +851,20 @@ pub fn prune(
         // Final freeze: snap the masks to exactly the target once, then train weights only.
         let freeze = target_density.is_some()
             && matches!(stage, Stage::Regrowth)
-            && cfg.final_freeze_epochs > 0
-            && epoch + cfg.final_freeze_epochs > total;
+            && freeze_epochs > 0
+            && epoch + freeze_epochs > total;
+        let mut snapped_from = None;
         if let (true, Some(t)) = (freeze, target_density) {
-            if epoch + cfg.final_freeze_epochs == total + 1 {
+            if epoch + freeze_epochs == total + 1 {
+                let from = DensityReport::of(net.masked()).density();
                 masked::snap_to_density(net.masked(), t);
+                let s = Snap {
+                    epoch,
+                    from,
+                    to: DensityReport::of(net.masked()).density(),
+                };
+                snapped_from = Some(from);
+                snap = Some(s);
             }
         }
         let s = StepSettings {
@@ -752,7 +905,11 @@ pub fn prune(
                 None
             }
         };
-        if state.scheduler.is_none() && epoch == cfg.pruning_epochs {
+        // λ = 0 from the first regrowth epoch on: without a scheduler, and with the authors'
+        // regrowth (`zero`) — the pruning controller's last λ must not leak into epoch P + 1.
+        if epoch == cfg.pruning_epochs
+            && (state.scheduler.is_none() || cfg.regrowth_pressure == RegrowthPressure::Zero)
+        {
             state.lambda = 0.0;
         }
         let mean_m = step::mask_mean(net.as_ref());
@@ -770,12 +927,23 @@ pub fn prune(
             weight_lr: s.weight_lr,
             mask_lr: s.mask_lr,
             seconds: t0.elapsed().as_secs_f64(),
+            snapped_from,
         };
         if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
             break;
         }
     }
-    finish(
+    // A resumed run reports the snap it made before the interruption.
+    // (Masks are frozen after the snap, so the density its epoch ends with is the snap's.)
+    let snap = snap.or_else(|| {
+        let r = log.records.iter().find(|r| r.snapped_from.is_some())?;
+        Some(Snap {
+            epoch: r.epoch,
+            from: r.snapped_from?,
+            to: r.density,
+        })
+    });
+    let mut o = finish(
         net.as_ref(),
         &data,
         dev,
@@ -785,5 +953,9 @@ pub fn prune(
         target_density,
         started,
         total,
-    )
+    )?;
+    o.density_tolerance = cfg.density_tolerance;
+    o.snap = snap;
+    o.lock = Some(Arc::new(lock));
+    Ok(o)
 }

@@ -155,6 +155,7 @@ fn imported_networks_export_to_the_sparse_runtime_with_the_same_logits() {
                 density_per_layer: vec![],
                 total_density: 0.0,
                 extra: BTreeMap::new(),
+                preprocessing: None,
             },
             layers,
         };

@@ -73,13 +73,34 @@ fn double_rounded_3(v: f64) -> (i64, i32) {
 }
 
 /// Does `ours` print as the README's value? At the README's own precision, and never looser
-/// than 3 significant digits. The README's 3-digit values were evidently shortened from 4
-/// digits (alpha 0.51846 is printed 0.519 and R² 0.99046 as 0.991, i.e. via 0.5185 and 0.9905),
-/// so a 3-digit value also matches when ours, double-rounded that way, equals it.
+/// than 3 significant digits. Plain rounding, except that a 3-digit README value also matches
+/// when ours, double-rounded (4 digits, then 3), equals it — see [`how_it_agrees`] and the test
+/// `double_rounding_is_needed_exactly_where_the_readme_shortened_from_4_digits`, which pins
+/// the only two README values this applies to.
 fn agrees(ours: f64, r: Printed) -> bool {
+    how_it_agrees(ours, r).is_some()
+}
+
+/// How `ours` matches a README value: `Some(false)` by plain rounding at the README's precision,
+/// `Some(true)` only through double rounding, `None` not at all.
+///
+/// Why double rounding is allowed: of the 24 fitted values in the README (18 in the power-law
+/// table, 6 variable-exponent), 22 are the plain rounding of our fits, and the other two are alpha = 0.518455 printed 0.519 and R² = 0.990456 printed
+/// 0.991. Both have ...45x at the 4th-5th digits, exactly the pattern where rounding first to
+/// 4 digits (0.5185, 0.9905) and then to 3 (half up) differs from rounding once, and no other
+/// kind of disagreement occurs; the README's 4-digit values (c = 1.503e-3, a0 = 3.271, …) all
+/// round plainly. So the README's 3-digit values were shortened by hand from 4-digit ones, and
+/// a fitter that matches them to 4 digits is right.
+fn how_it_agrees(ours: f64, r: Printed) -> Option<bool> {
     let d = r.digits.max(3);
     let want = sig_digits(r.value, d);
-    sig_digits(ours, d) == want || (d == 3 && double_rounded_3(ours) == want)
+    if sig_digits(ours, d) == want {
+        Some(false)
+    } else if d == 3 && double_rounded_3(ours) == want {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 #[test]
@@ -266,7 +287,9 @@ fn reference_fits_reproduce_the_readme_table() {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 
     // The continuous-scheduler file: its Saliency-0 row (the scheduler before any pressure) is
-    // dropped and noted; the rest fits (values cross-checked with an independent computation).
+    // dropped and noted; the rest fits. The README gives no fit for this file, so the expected
+    // values are computed here, independently of hf-law, from the raw CSV with the README's
+    // definition (least squares of ln Remaining on ln Saliency over 0.5 < Remaining <= 50).
     let cont = by_file("L0r50c10ContinuousSched.csv");
     assert_eq!(cont.points.len(), 25);
     assert!(
@@ -276,12 +299,15 @@ fn reference_fits_reproduce_the_readme_table() {
         "notes: {:?}",
         cont.notes
     );
+    let (n, c, alpha, r2) = plain_least_squares(&dir.join("L0r50c10ContinuousSched.csv"));
     let p = cont.power.unwrap();
-    assert_eq!(p.n, 22);
-    assert!(
-        (p.alpha - 1.701).abs() < 5e-4 && (p.r2 - 0.9302).abs() < 5e-4,
-        "{p:?}"
-    );
+    assert_eq!(p.n, n);
+    for (name, ours, want) in [("c", p.c, c), ("alpha", p.alpha, alpha), ("R²", p.r2, r2)] {
+        assert!(
+            (ours - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "continuous scheduler {name}: {ours} vs independent {want}"
+        );
+    }
     assert_eq!(cont.varexp.unwrap().n, 25);
 
     // Files without Epoch/Accuracy columns and with the "Epochs" spelling were read right.
@@ -297,9 +323,97 @@ fn reference_fits_reproduce_the_readme_table() {
     // The plot exists and names the fits.
     assert_eq!(report.plots.len(), 2);
     let svg = fs::read_to_string(stem.with_extension("svg")).unwrap();
-    // R² = 0.99046 prints as 0.990 (the README shows 0.991, see `agrees`).
-    assert!(svg.contains("R50C10_IMP power: s = 1.50e-3·γ^-1.533, R²=0.990"));
+    // The legend's c (3 digits) and alpha (4 digits) are the README's 1.503e-3 and 1.533; its R²
+    // is our own fit's, printed at 3 digits.
+    let imp = by_file("R50C10_IMP.csv").power.unwrap();
+    let c3 = format!("{:.2e}", table["R50C10_IMP.csv"].c.value);
+    assert_eq!(c3, "1.50e-3");
+    let legend = format!(
+        "R50C10_IMP power: s = {c3}·γ^-{}, R²={}",
+        table["R50C10_IMP.csv"].alpha.value,
+        hf_plot_sig3(imp.r2)
+    );
+    assert!(svg.contains(&legend), "legend {legend:?} missing");
     assert!(fs::metadata(stem.with_extension("png")).unwrap().len() > 10_000);
+}
+
+/// `v` at 3 significant digits as the plot legend prints it (0.990456 -> "0.990").
+fn hf_plot_sig3(v: f64) -> String {
+    let (m, e) = sig_digits(v, 3);
+    let digits = m.abs().to_string();
+    assert_eq!(e, -1, "R² in [0.1, 1)");
+    format!("0.{digits}")
+}
+
+/// Ordinary least squares of ln(Remaining) on ln(Saliency) over region 2 (0.5 < Remaining <= 50,
+/// Saliency > 0), straight from a CSV with `Saliency` and `Remaining` columns: (n, c, alpha, R²)
+/// with ln s = ln c − alpha·ln g.
+fn plain_least_squares(path: &std::path::Path) -> (usize, f64, f64, f64) {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').map(str::trim).collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (gi, si) = (col("Saliency"), col("Remaining"));
+    let pts: Vec<(f64, f64)> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<f64> = l.split(',').map(|v| v.trim().parse().unwrap()).collect();
+            (f[gi], f[si])
+        })
+        .filter(|&(g, s)| g > 0.0 && s > 0.5 && s <= 50.0)
+        .map(|(g, s)| (g.ln(), s.ln()))
+        .collect();
+    let n = pts.len() as f64;
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let slope = sxy / sxx;
+    let icpt = my - slope * mx;
+    let ss_res: f64 = pts.iter().map(|p| (p.1 - icpt - slope * p.0).powi(2)).sum();
+    let ss_tot: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
+    (pts.len(), icpt.exp(), -slope, 1.0 - ss_res / ss_tot)
+}
+
+#[test]
+fn double_rounding_is_needed_exactly_where_the_readme_shortened_from_4_digits() {
+    let dir = ref_dir();
+    let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+    let table = readme_power_table(&readme);
+    let report = run_fit(&FitOptions {
+        files: vec![dir.clone()],
+        region2: DEFAULT_REGION2,
+        plot_stem: None,
+        skip_nonpositive: true,
+    })
+    .unwrap();
+    let mut plain = 0;
+    let mut double = Vec::new();
+    for (file, want) in &table {
+        let f = report
+            .fits
+            .iter()
+            .find(|f| f.file.file_name().unwrap() == file.as_str())
+            .unwrap();
+        let p = f.power.unwrap();
+        for (name, ours, r) in [
+            ("c", p.c, want.c),
+            ("alpha", p.alpha, want.alpha),
+            ("R²", p.r2, want.r2),
+        ] {
+            match how_it_agrees(ours, r) {
+                Some(false) => plain += 1,
+                Some(true) => double.push(format!("{file} {name}")),
+                None => panic!("{file} {name}: {ours} does not print as {}", r.value),
+            }
+        }
+    }
+    assert_eq!(plain, 16);
+    assert_eq!(
+        double,
+        vec!["L0r50c10.csv alpha", "R50C10_IMP.csv R²"],
+        "double rounding must stay the exception it is documented to be"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
 use crate::Preprocessing;
 use crate::SparseError;
+use hf_core::checksum::{self, Integrity};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -198,7 +199,15 @@ pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<
             tensors.push(f32_tensor(format!("{name}.bias"), vec![out], b));
         }
     }
-    let meta = encode_meta(format, &model.meta, &specs, &per, total);
+    let mut meta = encode_meta(format, &model.meta, &specs, &per, total);
+    meta.insert(
+        checksum::KEY.into(),
+        checksum::tensor_digest(
+            tensors
+                .iter()
+                .map(|t| (t.name.as_str(), t.bytes.as_slice())),
+        ),
+    );
     let bytes = serialize(tensors, &meta).map_err(|e| SparseError::InvalidModel {
         file: file.clone(),
         detail: format!("metadata cannot be encoded: {e}"),
@@ -212,21 +221,33 @@ pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<
 }
 
 /// Loads an exported file of either layout (detected from the `format` metadata key) and
-/// validates everything: metadata, every tensor's presence, dtype and shape, CSR structure,
-/// finiteness, the layer chain. A sparse file loads onto the sparse path, a dense file onto
-/// the dense path. Never panics on a bad file; errors name the file and the problem.
+/// validates everything: the tensor-data checksum (when the file has one), metadata, every
+/// tensor's presence, dtype and shape, CSR structure, finiteness, the layer chain. A sparse
+/// file loads onto the sparse path, a dense file onto the dense path. Never panics on a bad
+/// file; errors name the file and the problem.
 pub fn load(path: &Path) -> Result<Model, SparseError> {
+    load_checked(path).map(|(m, _)| m)
+}
+
+/// Like [`load`], and says whether the file's checksum was verified or the file has none
+/// (written by another tool), so a caller can tell its user.
+pub fn load_checked(path: &Path) -> Result<(Model, Integrity), SparseError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| SparseError::Io {
         file: file.clone(),
         action: "read",
         source: e,
     })?;
-    load_bytes(&bytes, &file)
+    load_bytes_checked(&bytes, &file)
 }
 
 /// Like [`load`], from bytes already in memory; `name` is used in error messages.
 pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
+    load_bytes_checked(bytes, name).map(|(m, _)| m)
+}
+
+/// Like [`load_checked`], from bytes already in memory.
+pub fn load_bytes_checked(bytes: &[u8], name: &str) -> Result<(Model, Integrity), SparseError> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| SparseError::Unreadable {
         file: name.to_string(),
         detail: format!("{e:?}"),
@@ -243,6 +264,10 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
     let raw = header.metadata().as_ref().ok_or_else(|| {
         reader.corrupt("missing metadata (no __metadata__ section; not a hyperflux export)".into())
     })?;
+    let integrity = checksum::verify(raw.get(checksum::KEY).map(String::as_str), || {
+        checksum::tensor_digest(st.tensors().iter().map(|(n, t)| (n.as_str(), t.data())))
+    })
+    .map_err(|e| reader.corrupt(e))?;
     let (format, mut meta, specs) = reader.decode_meta(raw)?;
     let spec_refs: Vec<&LayerSpec> = specs.iter().collect();
     let plan = validate::specs(&spec_refs, &meta).map_err(|e| reader.corrupt(e))?;
@@ -293,10 +318,11 @@ pub fn load_bytes(bytes: &[u8], name: &str) -> Result<Model, SparseError> {
         meta.total_density = crate::spec::ratio(kept, total);
     }
     let model = Model::assemble(meta, layers, plan);
-    Ok(match format {
+    let model = match format {
         Format::Dense => model,
         Format::Sparse => model.to_sparse(),
-    })
+    };
+    Ok((model, integrity))
 }
 
 struct Reader<'a, 'd> {
@@ -399,7 +425,7 @@ impl Reader<'_, '_> {
         };
         let extra: BTreeMap<String, String> = raw
             .iter()
-            .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
+            .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()) && k.as_str() != checksum::KEY)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let meta = ExportMeta {

@@ -45,7 +45,10 @@ mod tests_kernels;
 
 pub use conv::{SparseConv, AUTO_IM2COL_DENSITY};
 pub use error::SparseError;
-pub use io::{col_idx_dtype, load, load_bytes, row_ptr_dtype, write_export};
+pub use hf_core::checksum::Integrity;
+pub use io::{
+    col_idx_dtype, load, load_bytes, load_bytes_checked, load_checked, row_ptr_dtype, write_export,
+};
 pub use kernels::PAR_MIN_WORK;
 pub use model::{LayerFlops, Model};
 pub use spec::{

@@ -441,6 +441,7 @@ pub fn mobile_net(
             density_per_layer: Vec::new(),
             total_density: 1.0,
             extra,
+            preprocessing: None,
         },
         layers,
     };

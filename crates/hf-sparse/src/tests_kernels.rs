@@ -95,17 +95,49 @@ fn assert_close(got: &[f32], want: &[(f64, f64)], what: &str) {
 
 #[test]
 fn csr_from_dense_and_back() {
+    // Checked against the original dense matrix and keep-set, not against another conversion:
+    // the CSR lists exactly the kept positions in row-major order with their original values
+    // (a kept 0.0 included), and densifying gives the original where kept and 0 elsewhere.
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for &(r, c) in &SHAPES {
         for &d in &DENSITIES {
-            let a = random_csr(&mut rng, r, c, d, true);
+            let orig: Vec<f32> = (0..r * c)
+                .map(|i| {
+                    if i % 7 == 3 {
+                        0.0 // zeros that may be kept: structure comes from the keep-set
+                    } else {
+                        rng.gen_range(-1.0f32..1.0)
+                    }
+                })
+                .collect();
+            let keep: Vec<bool> = (0..r * c).map(|_| rng.gen_bool(d)).collect();
+            let a = Csr::from_dense_where(r, c, &orig, |i| keep[i]);
+            assert_eq!((a.rows, a.cols), (r, c));
+            let mut want_ptr = vec![0usize];
+            let (mut want_cols, mut want_vals) = (Vec::new(), Vec::new());
+            for row in 0..r {
+                for col in 0..c {
+                    if keep[row * c + col] {
+                        want_cols.push(col as u32);
+                        want_vals.push(orig[row * c + col]);
+                    }
+                }
+                want_ptr.push(want_vals.len());
+            }
+            assert_eq!(a.row_ptr, want_ptr, "{r}x{c} at {d}");
+            assert_eq!(a.col_idx, want_cols, "{r}x{c} at {d}");
+            assert_eq!(a.values, want_vals, "{r}x{c} at {d}");
+            assert_eq!(a.nnz(), keep.iter().filter(|&&k| k).count());
+            let dense = a.to_dense();
+            assert_eq!(dense.len(), r * c);
+            for i in 0..r * c {
+                let want = if keep[i] { orig[i] } else { 0.0 };
+                assert_eq!(dense[i].to_bits(), want.to_bits(), "{r}x{c} at {d}: [{i}]");
+            }
             let back =
                 Csr::from_parts(r, c, a.row_ptr.clone(), a.col_idx.clone(), a.values.clone())
                     .expect("valid parts");
             assert_eq!(back, a);
-            let dense = a.to_dense();
-            let again = Csr::from_dense_where(r, c, &dense, |i| dense[i] != 0.0);
-            assert_eq!(again.to_dense(), dense);
         }
     }
 }

@@ -383,8 +383,11 @@ pub(crate) fn stated_densities(
 /// Checks the parts of the metadata that are not about layers.
 pub(crate) fn meta_fields(meta: &ExportMeta) -> Result<(), String> {
     if let Some(a) = meta.accuracy {
-        if !a.is_finite() {
-            return Err(format!("accuracy {a} is not finite"));
+        // FORMAT.md: a fraction in [0, 1] (not a percentage).
+        if !(0.0..=1.0).contains(&a) {
+            return Err(format!(
+                "accuracy {a} is outside [0, 1] (the format stores a fraction, e.g. 0.98)"
+            ));
         }
     }
     if let Some(p) = &meta.preprocessing {

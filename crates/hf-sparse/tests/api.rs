@@ -201,7 +201,11 @@ fn exporter_refuses_inconsistent_models() {
     );
     check(
         &|n| n.meta.accuracy = Some(f64::NAN),
-        "accuracy NaN is not finite",
+        "accuracy NaN is outside [0, 1]",
+    );
+    check(
+        &|n| n.meta.accuracy = Some(98.1),
+        "accuracy 98.1 is outside [0, 1]",
     );
     check(
         &|n| n.layers[0].1.mask[2] = 1.0,

@@ -389,6 +389,63 @@ fn missing_or_bad_metadata() {
         |r| r.set_meta("layers", r#"[{"type":"linear","name":"fc1"}]"#),
         &["metadata 'layers' entry 0 is not a valid layer"],
     );
+    // FORMAT.md: accuracy is a fraction in [0, 1] (a percentage is refused), or null.
+    for bad in ["2.5", "98.1", "-0.1"] {
+        refuse(
+            &f.sparse,
+            &f.out,
+            |r| r.set_meta("accuracy", bad),
+            &[&format!("accuracy {bad} is outside [0, 1]")],
+        );
+    }
+    for good in ["0", "1", "0.98", "null"] {
+        let mut r = Raw::read(&f.sparse);
+        r.set_meta("accuracy", good);
+        r.write(&f.out);
+        load(&f.out).unwrap_or_else(|e| panic!("accuracy {good}: {e}"));
+    }
+}
+
+/// A flipped byte in the tensor data that still parses (here: a weight value) is refused by the
+/// checksum; a file without a checksum (another tool's) loads and says it is unverified.
+#[test]
+fn checksum_catches_flipped_data_and_absent_checksums_load_unverified() {
+    let f = fixture();
+    for src in [&f.sparse, &f.dense] {
+        let good = Raw::read(src);
+        let stated = good.meta.as_ref().unwrap()[hf_core::checksum::KEY].clone();
+        assert_eq!(stated, good.digest(), "written checksum matches the data");
+        let (_, integrity) = hf_sparse::load_checked(src).unwrap();
+        assert_eq!(integrity, hf_sparse::Integrity::Verified);
+        let name = if src == &f.sparse {
+            "fc2.values"
+        } else {
+            "fc2.weight"
+        };
+        let mut r = Raw::read(src);
+        let mut v = r.f32s(name);
+        let k = v.iter().position(|x| *x != 0.0).unwrap();
+        v[k] = f32::from_bits(v[k].to_bits() ^ 0x0040_0000);
+        r.set_f32s(name, &v);
+        // Still a perfectly valid file apart from the checksum: with it recomputed it loads.
+        r.write(&f.out);
+        load(&f.out).unwrap();
+        r.write_keeping_checksum(&f.out);
+        let e = load(&f.out).unwrap_err().to_string();
+        assert!(
+            e.contains("broken.safetensors")
+                && e.contains("checksum mismatch")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        // Without a checksum: loads, unverified.
+        let mut r = Raw::read(src);
+        r.meta.as_mut().unwrap().remove(hf_core::checksum::KEY);
+        r.write(&f.out);
+        let (m, integrity) = hf_sparse::load_checked(&f.out).unwrap();
+        assert_eq!(integrity, hf_sparse::Integrity::Unverified);
+        assert!(!m.meta().extra.contains_key(hf_core::checksum::KEY));
+    }
 }
 
 #[test]
@@ -512,7 +569,9 @@ fn absurd_sizes_are_refused_before_allocating() {
 }
 
 /// Random byte flips and truncations of valid files: load returns Ok or Err, never panics,
-/// and whatever loads runs.
+/// and whatever loads runs. Data flips are tried twice: as they are (the checksum must refuse
+/// every one that changed a byte) and with the checksum recomputed (so the structural checks
+/// behind it are fuzzed too).
 #[test]
 fn fuzzed_files_never_panic() {
     use rand::{Rng, SeedableRng};
@@ -542,9 +601,22 @@ fn fuzzed_files_never_panic() {
                     b.truncate(k);
                 }
             }
+            let data_flip = matches!(i % 4, 1 | 2) && b != good;
             if let Ok(m) = load_bytes(&b, "fuzz.safetensors") {
+                assert!(!data_flip, "a flipped data byte passed the checksum");
                 let _ = m.forward(&x, 1);
                 let _ = m.to_dense().forward(&x, 1);
+            }
+            if data_flip {
+                let tmp = tempfile::tempdir().unwrap();
+                let p = tmp.path().join("f.safetensors");
+                std::fs::write(&p, &b).unwrap();
+                let raw = Raw::read(&p);
+                raw.write(&p);
+                if let Ok(m) = load(&p) {
+                    let _ = m.forward(&x, 1);
+                    let _ = m.to_dense().forward(&x, 1);
+                }
             }
         }
     }

@@ -12,6 +12,16 @@ use tch::{Kind, Tensor};
 
 /// Runs the benchmark and prints one line per density, the last being the first density's.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.runs == 0 || a.steps == 0 {
+        anyhow::bail!(
+            "--runs {} --steps {}: give at least one run of at least one timed step",
+            a.runs,
+            a.steps
+        );
+    }
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size 0: give a positive batch size, e.g. 128");
+    }
     hf_engine::device::set_threads(a.threads);
     let dev = hf_engine::device::resolve(&a.device)?;
     println!(

@@ -125,7 +125,7 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         "sparse" => Format::Sparse,
         other => bail!("--format {other}: use dense or sparse"),
     };
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = crate::run::load_checkpoint(&a.checkpoint)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, Device::Cpu)?;
     let common = hf_core::config::CommonConfig {
@@ -205,7 +205,7 @@ fn raw_values(p: &Pixels) -> Vec<f32> {
 
 /// `hyperflux infer`.
 pub fn infer(a: &InferArgs) -> Result<()> {
-    let model = hf_sparse::load(&a.model)?;
+    let model = load_model(&a.model)?;
     let model = if a.dense {
         model.to_dense()
     } else {
@@ -290,6 +290,15 @@ pub fn infer(a: &InferArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads an exported model, with a note on stderr when it has no checksum to verify.
+fn load_model(p: &Path) -> Result<Model> {
+    let (m, integrity) = hf_sparse::load_checked(p)?;
+    if let Some(n) = integrity.note(&p.display().to_string()) {
+        eprintln!("note: {n}");
+    }
+    Ok(m)
+}
+
 /// Reads single inputs for `model`: .npy (uint8 raw pixels, float32/float64 normalised values
 /// or, with `raw`, raw values) or IDX images (raw pixels). Raw values get the model's recorded
 /// preprocessing.
@@ -309,6 +318,15 @@ fn read_inputs(path: &Path, model: &Model, file: &Path, raw: bool) -> Result<(Ve
             path.display(),
             x.len(),
             file.display()
+        );
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{}: value {i} (input {}, position {}) is {}: inputs must be finite numbers",
+            path.display(),
+            i / len,
+            i % len,
+            x[i]
         );
     }
     if is_raw {
@@ -338,7 +356,23 @@ fn read_idx(path: &Path, bytes: Vec<u8>, len: usize) -> Result<Vec<f32>> {
         u32::from_be_bytes(raw[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
     };
     let (n, h, w) = (dim(0), dim(1), dim(2));
-    if h * w != len || raw.len() != 16 + n * h * w {
+    let expected = 16 + n as u64 * h as u64 * w as u64;
+    let actual = raw.len() as u64;
+    if actual != expected {
+        bail!(
+            "{}: IDX file is {}: its header says {n} images of {h}x{w}, which is {expected} bytes, but it has {actual}",
+            path.display(),
+            if actual < expected {
+                "truncated"
+            } else {
+                "longer than its header says"
+            }
+        );
+    }
+    if n == 0 {
+        bail!("{}: IDX file holds no images", path.display());
+    }
+    if h * w != len {
         bail!(
             "{}: IDX holds {n} images of {h}x{w}; the model expects {len} values per image",
             path.display()
@@ -513,7 +547,7 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         .build_global();
     tch::set_num_threads(threads as i32);
     let (model, what) = match (&a.model, &a.synthetic) {
-        (Some(p), None) => (hf_sparse::load(p)?, p.display().to_string()),
+        (Some(p), None) => (load_model(p)?, p.display().to_string()),
         (None, Some(arch)) => {
             if arch != "lenet300" {
                 bail!("--synthetic {arch}: only lenet300 is available");
@@ -532,6 +566,9 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     };
     if a.batch.is_empty() || a.batch.contains(&0) {
         bail!("--batch: give positive batch sizes, e.g. 1,64");
+    }
+    if a.runs == 0 {
+        bail!("--runs 0: give at least one timed sample per measurement, e.g. --runs 200");
     }
     let flops = model.flops();
     let (dm, sm): (u64, u64) = flops

@@ -14,7 +14,6 @@ use clap::Args;
 use hf_core::config::{self, CommonConfig, OptimConfig};
 use hf_core::fsutil::{atomic_write, atomic_write_bytes};
 use hf_core::records::{EpochRecord, RecordLog};
-use hf_engine::checkpoint::Checkpoint;
 use hf_engine::law::{self, ConvergeConfig, ConvergeTrace, Family, LawConfig, LawSample};
 use hf_engine::trainer::Observer;
 use hf_law::{FitOptions, FitReport, LawPoint, PowerFit};
@@ -155,8 +154,8 @@ pub struct FitArgs {
     /// Print the fits as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Plot path without extension; STEM.png and STEM.svg are written (default: law_fit, in
-    /// --out when given, else in the current directory).
+    /// Plot path without extension; STEM.png and STEM.svg are written (default: law_fit in
+    /// --out when given; without --plot or --out no plot is drawn).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Draw no plot.
@@ -274,7 +273,7 @@ fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunAr
     let Some(from) = from else {
         return Ok(());
     };
-    let ck = Checkpoint::load(from)?;
+    let ck = crate::run::load_checkpoint(from)?;
     if a.model.is_none() {
         c.model = ck.meta_str("arch")?.to_string();
     }
@@ -415,6 +414,28 @@ fn flux_points(points: &[LawPoint], column: &str) -> Vec<LawPoint> {
         .collect()
 }
 
+/// Holds `out` for this run (refused while another live run writes there) and removes the
+/// temporary files killed runs left in it.
+fn lock_output(out: &Path) -> Result<hf_core::fsutil::DirLock> {
+    let lock = hf_core::fsutil::DirLock::acquire(out)?;
+    if let Some(pid) = lock.took_over {
+        eprintln!(
+            "note: {} was locked by a run that no longer exists (pid {pid}); taken over",
+            out.display()
+        );
+    }
+    let removed = hf_core::fsutil::remove_stale_temps(out)
+        .with_context(|| format!("cannot remove stale temporary files in {}", out.display()))?;
+    if !removed.is_empty() {
+        eprintln!(
+            "note: removed {} temporary file(s) a killed run left in {}",
+            removed.len(),
+            out.display()
+        );
+    }
+    Ok(lock)
+}
+
 /// `hyperflux law`.
 pub fn law(a: &LawArgs) -> Result<()> {
     let cfg = law_config(a)?;
@@ -422,6 +443,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
     let out = cfg.common.out_dir.clone();
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let _lock = lock_output(&out)?;
     write_settings(&out, &cfg)?;
     let csv = out.join(format!("{}.csv", family.name()));
     eprintln!(
@@ -543,14 +565,15 @@ pub fn law(a: &LawArgs) -> Result<()> {
 
 /// `hyperflux fit`.
 pub fn fit(a: &FitArgs) -> Result<()> {
-    let plot_stem = if a.no_plot {
-        None
-    } else {
-        Some(match (&a.plot, &a.out) {
-            (Some(p), _) => p.clone(),
-            (None, Some(dir)) => dir.join("law_fit"),
-            (None, None) => PathBuf::from("law_fit"),
-        })
+    // Files are written only where an option says: never into the current directory unasked.
+    let plot_stem = match (&a.plot, &a.out) {
+        _ if a.no_plot => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(dir)) => Some(dir.join("law_fit")),
+        (None, None) => {
+            eprintln!("note: no plot drawn; give --plot STEM or --out DIR for one");
+            None
+        }
     };
     let report = hf_law::run_fit(&FitOptions {
         files: a.files.clone(),
@@ -561,6 +584,16 @@ pub fn fit(a: &FitArgs) -> Result<()> {
     if let Some(dir) = &a.out {
         write_text(&dir.join("fit.txt"), &report.to_table())?;
         write_json(&dir.join("fit.json"), &report.to_json())?;
+        eprintln!(
+            "wrote {} and {}",
+            dir.join("fit.txt").display(),
+            dir.join("fit.json").display()
+        );
+    }
+    if a.json {
+        for p in &report.plots {
+            eprintln!("plot: {}", p.display());
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -672,6 +705,7 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
     let out = cfg.common.out_dir.clone();
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    let _lock = lock_output(&out)?;
     write_settings(&out, &cfg)?;
     let mut obs = LawProgress::new(a.run.quiet, &out);
     let trace_csv = out.join("density_trace.csv");

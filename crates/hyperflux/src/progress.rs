@@ -61,6 +61,14 @@ impl Observer for Progress {
         }
     }
 
+    fn note(&mut self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.suspend(|| eprintln!("note: {msg}"));
+        } else {
+            eprintln!("note: {msg}");
+        }
+    }
+
     fn stop_after(&mut self, epoch: usize) -> bool {
         self.stop_after
             .is_some_and(|s| epoch >= s && epoch < self.total)

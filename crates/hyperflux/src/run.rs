@@ -147,10 +147,12 @@ fn model_of(path: &std::path::Path) -> Result<String> {
 }
 
 fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
-    a.resume
-        .as_ref()
-        .map(|p| Checkpoint::load(p).map_err(anyhow::Error::from))
-        .transpose()
+    a.resume.as_ref().map(|p| load_checkpoint(p)).transpose()
+}
+
+/// Loads a checkpoint, with a note on stderr when it has no checksum to verify.
+pub fn load_checkpoint(p: &std::path::Path) -> Result<Checkpoint> {
+    Ok(Checkpoint::load_noted(p, |n| eprintln!("note: {n}"))?)
 }
 
 fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
@@ -167,15 +169,19 @@ fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
         "{what}: test accuracy {:.2}%, density {:.3}% ({:.1}s)",
         o.test_accuracy, o.density, o.seconds
     );
+    if let Some(s) = &o.snap {
+        println!("{}", s.describe());
+    }
     if let Some(t) = o.target_density {
         let rel = (o.density - t) / t;
+        let tol = 100.0 * o.density_tolerance;
         println!(
             "target density {t:.3}%: final density is {:+.1}% relative to it ({})",
             100.0 * rel,
-            if rel.abs() <= 0.05 {
-                "within ±5%"
+            if rel.abs() <= o.density_tolerance {
+                format!("within ±{tol}%")
             } else {
-                "OUTSIDE ±5%"
+                format!("OUTSIDE ±{tol}%")
             }
         );
     }
@@ -276,7 +282,7 @@ fn schedule(a: &ScheduleArgs) -> Result<()> {
 }
 
 fn eval(a: &EvalArgs) -> Result<()> {
-    let ck = Checkpoint::load(&a.checkpoint)?;
+    let ck = load_checkpoint(&a.checkpoint)?;
     let dev = hf_engine::device::resolve(&a.device)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, dev)?;

@@ -46,7 +46,7 @@ fn exported_model_reproduces_engine_predictions() {
         "--target-sparsity",
         "95",
         "--pruning-epochs",
-        "3",
+        "5",
         "--regrowth-epochs",
         "2",
         "--mask-lr",

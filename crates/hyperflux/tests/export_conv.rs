@@ -62,7 +62,7 @@ fn prune_export_compare(
         "--target-sparsity",
         "80",
         "--pruning-epochs",
-        "1",
+        "3",
         "--regrowth-epochs",
         "1",
         "--mask-lr",
