@@ -276,13 +276,13 @@ pub fn write_onnx(
     path: &Path,
     model: &ExportModel,
     preprocessing: Option<&Preprocessing>,
-) -> Result<usize, OnnxError> {
+) -> Result<u64, OnnxError> {
     let bytes = to_onnx_bytes(model, preprocessing)?;
     hf_core::fsutil::atomic_write_bytes(path, &bytes).map_err(|e| OnnxError::File {
         path: path.display().to_string(),
         msg: format!("cannot write: {e}"),
     })?;
-    Ok(bytes.len())
+    Ok(bytes.len() as u64)
 }
 
 /// Loads a hyperflux export (sparse or dense safetensors, with [`hf_sparse::load`]'s full
@@ -301,7 +301,7 @@ pub fn convert_file(
     export: &Path,
     onnx: &Path,
     preprocessing: Option<&Preprocessing>,
-) -> Result<usize, OnnxError> {
+) -> Result<u64, OnnxError> {
     write_onnx(onnx, &load_export(export)?, preprocessing)
 }
 

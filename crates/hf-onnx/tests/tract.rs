@@ -382,7 +382,7 @@ fn export_files_convert() {
         let onnx = dir.path().join(format!("net.{format}.onnx"));
         let n = convert_file(&src, &onnx, None).unwrap();
         let bytes = std::fs::read(&onnx).unwrap();
-        assert_eq!(bytes.len(), n);
+        assert_eq!(bytes.len() as u64, n);
         assert_eq!(
             bytes,
             to_onnx_bytes(&net, None).unwrap(),

@@ -30,6 +30,28 @@ pub fn median_time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Duration
     }
 }
 
+/// Median time of one call of `f` over `runs` samples: a short probe decides how many calls
+/// one sample repeats (samples of about 300 µs, so the clock's resolution and overhead do not
+/// matter for microsecond calls), then the median sample is divided by that count. What every
+/// column of `bench-infer` is measured with.
+pub fn measure_call<F: FnMut()>(mut f: F, runs: usize) -> Duration {
+    let probe = median_time(&mut f, 2, 3);
+    let reps = if probe.is_zero() {
+        1000
+    } else {
+        (SAMPLE_TARGET.as_nanos() / probe.as_nanos().max(1)).clamp(1, 100_000) as u32
+    };
+    median_time(
+        || {
+            for _ in 0..reps {
+                f();
+            }
+        },
+        1,
+        runs,
+    ) / reps
+}
+
 /// A model prepared for timing on both paths, with a fixed random input (uniform in [0, 1),
 /// like normalised pixels).
 #[derive(Clone, Debug)]
@@ -102,23 +124,9 @@ impl InferBench {
     }
 
     /// Median time of one forward call over `runs` samples (fast calls are repeated inside a
-    /// sample and the time divided).
+    /// sample and the time divided; see [`measure_call`]).
     pub fn measure(&self, path: Format, batch: usize, runs: usize) -> Duration {
-        let probe = median_time(|| self.run(path, batch), 2, 3);
-        let reps = if probe.is_zero() {
-            1000
-        } else {
-            (SAMPLE_TARGET.as_nanos() / probe.as_nanos().max(1)).clamp(1, 100_000) as u32
-        };
-        median_time(
-            || {
-                for _ in 0..reps {
-                    self.run(path, batch);
-                }
-            },
-            1,
-            runs,
-        ) / reps
+        measure_call(|| self.run(path, batch), runs)
     }
 
     /// Measures `batch` on both paths.

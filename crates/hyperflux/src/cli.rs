@@ -34,11 +34,13 @@ pub enum Cmd {
     Fit(crate::law_cmd::FitArgs),
     /// Fixed-pressure Hyperflux for several λ: density over time and final density vs λ.
     Converge(crate::law_cmd::ConvergeArgs),
-    /// Export a checkpoint as a dense or compact sparse safetensors file.
+    /// Export a checkpoint (or convert an export) as a dense or compact sparse safetensors file,
+    /// or as standard ONNX.
     Export(crate::export_cmd::ExportArgs),
     /// Run an exported model with the pure-Rust runtime: test accuracy or single predictions.
     Infer(crate::export_cmd::InferArgs),
-    /// Latency and throughput of the sparse runtime vs its dense path vs libtorch dense.
+    /// Latency and throughput of the sparse runtime vs its dense path vs libtorch dense vs ONNX
+    /// Runtime.
     BenchInfer(crate::export_cmd::BenchInferArgs),
 }
 

@@ -1,5 +1,6 @@
-//! `hyperflux export`, `infer` and `bench-infer`: pruned networks as compact files, run by the
-//! pure-Rust runtime of `hf-sparse` (no libtorch), and measured against dense paths.
+//! `hyperflux export`, `infer` and `bench-infer`: pruned networks as compact files or standard
+//! ONNX, run by the pure-Rust runtime of `hf-sparse` (no libtorch), and measured against dense
+//! paths (its own, libtorch, ONNX Runtime).
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -10,16 +11,19 @@ use hf_engine::trainer;
 use hf_sparse::{ExportMeta, ExportModel, Format, Model};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// `hyperflux export`.
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
-    /// Checkpoint to export (from `train` or `prune`).
+    /// Checkpoint to export (from `train` or `prune`), or an exported dense/sparse file to
+    /// convert (no libtorch needed then).
     pub checkpoint: PathBuf,
     /// dense: safetensors with effective weights, biases and masks under conventional names;
-    /// sparse: CSR per layer with the narrowest index types (see README "Sparse file format").
-    #[arg(long, default_value = "sparse")]
+    /// sparse: CSR per layer with the narrowest index types (see README "Sparse file format");
+    /// onnx: standard ONNX (opset 13), pruned weights as zeros, densities and input
+    /// preprocessing in its metadata.
+    #[arg(long, default_value = "sparse", value_parser = ["dense", "sparse", "onnx"])]
     pub format: String,
     /// Output file.
     #[arg(long, short = 'o')]
@@ -78,12 +82,16 @@ pub struct BenchInferArgs {
     /// Timed samples per measurement (the median is reported).
     #[arg(long, default_value_t = 200)]
     pub runs: usize,
-    /// Threads for libtorch and the runtime (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Thread counts for the runtime, libtorch and ONNX Runtime (intra-op), one table each
+    /// (0: all cores).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub threads: Vec<usize>,
     /// Skip the libtorch column.
     #[arg(long)]
     pub no_libtorch: bool,
+    /// Skip the ONNX Runtime column.
+    #[arg(long)]
+    pub no_onnxruntime: bool,
 }
 
 /// Builds the export of a checkpoint.
@@ -118,13 +126,80 @@ pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportMode
     Ok(model)
 }
 
+/// The input preprocessing stored in the ONNX metadata: the one the export records, else
+/// (files written before it was recorded) the built-in dataset's constants; `None` when
+/// neither is known.
+fn preprocessing(meta: &hf_sparse::ExportMeta) -> Option<hf_onnx::write::Preprocessing> {
+    if let Some(p) = &meta.preprocessing {
+        return Some(hf_onnx::write::Preprocessing {
+            scale: p.scale,
+            mean: p.mean.clone(),
+            std: p.std.clone(),
+        });
+    }
+    let kind: hf_data::DatasetKind = meta.dataset.parse().ok()?;
+    Some(hf_onnx::write::Preprocessing {
+        scale: 1.0 / 255.0,
+        mean: kind.mean().iter().map(|&v| v as f64).collect(),
+        std: kind.std().iter().map(|&v| v as f64).collect(),
+    })
+}
+
+/// Whether `path` is a hyperflux export (a safetensors file whose metadata `format` is
+/// `hyperflux-…`), judged from its header alone.
+fn is_export_file(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut n = [0u8; 8];
+    if f.read_exact(&mut n).is_err() {
+        return false;
+    }
+    let n = u64::from_le_bytes(n);
+    if n > 100 << 20 {
+        return false;
+    }
+    let mut header = vec![0u8; n as usize];
+    if f.read_exact(&mut header).is_err() {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(&header)
+        .ok()
+        .and_then(|h| h["__metadata__"]["format"].as_str().map(str::to_string))
+        .is_some_and(|f| f.starts_with("hyperflux-"))
+}
+
+/// Writes `model` in `format` (dense, sparse or onnx) to `out` atomically; returns the bytes
+/// written.
+fn write_as(format: &str, out: &Path, model: &ExportModel) -> Result<u64> {
+    Ok(match format {
+        "onnx" => hf_onnx::write::write_onnx(out, model, preprocessing(&model.meta).as_ref())?,
+        "dense" => hf_sparse::write_export(out, model, Format::Dense)?,
+        "sparse" => hf_sparse::write_export(out, model, Format::Sparse)?,
+        other => bail!("--format {other}: use dense, sparse or onnx"),
+    })
+}
+
 /// `hyperflux export`.
 pub fn export(a: &ExportArgs) -> Result<()> {
-    let format = match a.format.as_str() {
-        "dense" => Format::Dense,
-        "sparse" => Format::Sparse,
-        other => bail!("--format {other}: use dense or sparse"),
-    };
+    if !["dense", "sparse", "onnx"].contains(&a.format.as_str()) {
+        bail!("--format {}: use dense, sparse or onnx", a.format);
+    }
+    if is_export_file(&a.checkpoint) {
+        // an export file: convert it without libtorch
+        let model = hf_onnx::write::load_export(&a.checkpoint)?;
+        let bytes = write_as(&a.format, &a.out, &model)?;
+        println!(
+            "wrote {} ({} format) from {}: {} bytes; density {:.3}%",
+            a.out.display(),
+            a.format,
+            a.checkpoint.display(),
+            bytes,
+            100.0 * model.meta.total_density
+        );
+        return Ok(());
+    }
     let ck = crate::run::load_checkpoint(&a.checkpoint)?;
     hf_engine::device::set_threads(0);
     let net = trainer::load_network(&ck, Device::Cpu)?;
@@ -151,7 +226,7 @@ pub fn export(a: &ExportArgs) -> Result<()> {
         }
     };
     let model = export_model(&ck, accuracy)?;
-    let bytes = hf_sparse::write_export(&a.out, &model, format)?;
+    let bytes = write_as(&a.format, &a.out, &model)?;
     let dense_bytes: usize = model
         .layers
         .iter()
@@ -533,19 +608,29 @@ fn network_out(t: &Tensor) -> Vec<f32> {
     hf_engine::network::to_vec_f32(t)
 }
 
+/// The ONNX Runtime column: the dense ONNX of `model` run by ONNX Runtime, or why not.
+fn onnxruntime_column(
+    model: &Model,
+) -> std::result::Result<(&'static crate::onnxrt::Ort, Vec<u8>), String> {
+    let ort = crate::onnxrt::load()?;
+    let bytes =
+        hf_onnx::write::to_onnx_bytes(&model.to_export(), None).map_err(|e| e.to_string())?;
+    Ok((ort, bytes))
+}
+
 /// `hyperflux bench-infer`.
 pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
-    let threads = if a.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        a.threads
-    };
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
-    tch::set_num_threads(threads as i32);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let thread_counts: Vec<usize> = a
+        .threads
+        .iter()
+        .map(|&t| if t == 0 { cores } else { t })
+        .collect();
+    if thread_counts.is_empty() {
+        bail!("--threads: give thread counts, e.g. 1,2 (0: all cores)");
+    }
     let (model, what) = match (&a.model, &a.synthetic) {
         (Some(p), None) => (load_model(p)?, p.display().to_string()),
         (None, Some(arch)) => {
@@ -575,14 +660,20 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         .iter()
         .fold((0, 0), |(d, s), f| (d + f.dense_macs, s + f.sparse_macs));
     println!(
-        "{what}: {threads} threads, median of {} samples per cell",
+        "{what}: {} threads, median of {} samples per cell",
+        thread_counts
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         a.runs
     );
     println!(
         "multiply-adds per example: dense {dm}, sparse {sm} ({:.1}x fewer)",
         dm as f64 / sm.max(1) as f64
     );
-    let rows = hf_sparse::bench::bench_model(&model, &a.batch, a.runs);
+    let max_batch = a.batch.iter().copied().max().unwrap_or(1);
+    let bench = hf_sparse::bench::InferBench::new(&model, max_batch, 0x5eed);
     let torch = if a.no_libtorch {
         None
     } else {
@@ -597,42 +688,127 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
             }
         }
     };
-    println!(
-        "{:>5} {:>12} {:>12} {:>12} {:>9} {:>9} {:>14}",
-        "batch", "sparse", "dense(rs)", "libtorch", "vs dense", "vs torch", "sparse ex/s"
-    );
+    let ort = if a.no_onnxruntime {
+        None
+    } else {
+        match onnxruntime_column(&model) {
+            Ok((ort, bytes)) => {
+                // one session to check the logits agree before timing anything
+                let x = bench.input(max_batch);
+                let check = crate::onnxrt::OrtModel::new(ort, &bytes, &model.meta().input_shape, 1)
+                    .and_then(|mut s| s.forward(x, max_batch));
+                match check {
+                    Ok(y) => {
+                        let want = model.forward(x, max_batch)?;
+                        let diff = y
+                            .iter()
+                            .zip(&want)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0f32, |m, d| if d.is_nan() || d > m { d } else { m });
+                        println!(
+                            "onnxruntime: {} running the dense ONNX of the same weights ({} bytes, all graph optimisations, intra-op threads as the column's); max |logit difference| vs sparse {diff:.1e}",
+                            ort.path.display(),
+                            bytes.len()
+                        );
+                        if y.len() != want.len() || diff.is_nan() || diff > 1e-3 {
+                            println!(
+                                "warning: ONNX Runtime's logits differ from the sparse runtime's"
+                            );
+                        }
+                        Some((ort, bytes))
+                    }
+                    Err(e) => {
+                        println!("onnxruntime: cannot run the model ({e})");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                println!("onnxruntime: {e}");
+                None
+            }
+        }
+    };
     let mut first_speedup = None;
-    for r in &rows {
-        let tt = torch.as_ref().map(|t| {
-            let x = t.input(
-                Tensor::rand(
-                    [r.batch as i64, model.input_len() as i64],
-                    (Kind::Float, Device::Cpu),
-                ),
-                r.batch,
-            );
-            hf_sparse::bench::median_time(
-                || {
-                    let _ = t.forward(&x);
-                },
-                20,
-                a.runs,
-            )
-        });
-        let fmt = |d: Duration| format!("{:.2}µs", d.as_secs_f64() * 1e6);
+    for &threads in &thread_counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("cannot start the runtime's threads")?;
+        tch::set_num_threads(threads as i32);
+        let mut session = match &ort {
+            Some((o, bytes)) => {
+                match crate::onnxrt::OrtModel::new(o, bytes, &model.meta().input_shape, threads) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        println!("onnxruntime ({threads} threads): {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        println!("\n{threads} thread{}:", if threads == 1 { "" } else { "s" });
         println!(
-            "{:>5} {:>12} {:>12} {:>12} {:>8.1}x {:>9} {:>14.0}",
-            r.batch,
-            fmt(r.sparse_time),
-            fmt(r.dense_time),
-            tt.map(fmt).unwrap_or_else(|| "-".into()),
-            r.speedup,
-            tt.map(|t| format!("{:.1}x", t.as_secs_f64() / r.sparse_time.as_secs_f64()))
-                .unwrap_or_else(|| "-".into()),
-            r.sparse_throughput
+            "{:>5} {:>11} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8} {:>12}",
+            "batch",
+            "sparse",
+            "dense(rs)",
+            "libtorch",
+            "onnxrt",
+            "dense/sp",
+            "torch/sp",
+            "ort/sp",
+            "sparse ex/s"
         );
-        if r.batch == 1 {
-            first_speedup = Some(r.speedup);
+        for &batch in &a.batch {
+            let r = pool.install(|| bench.row(batch, a.runs));
+            let x = bench.input(batch);
+            let tt = torch.as_ref().map(|t| {
+                let xt = t.input(Tensor::from_slice(x), batch);
+                hf_sparse::bench::measure_call(
+                    || {
+                        let _ = t.forward(&xt);
+                    },
+                    a.runs,
+                )
+            });
+            let ot = session.as_mut().map(|s| {
+                hf_sparse::bench::measure_call(
+                    || {
+                        let _ = std::hint::black_box(s.forward(x, batch));
+                    },
+                    a.runs,
+                )
+            });
+            let fmt = |d: Option<Duration>| {
+                d.map(|d| format!("{:.2}µs", d.as_secs_f64() * 1e6))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let ratio = |d: Option<Duration>| {
+                d.map(|d| {
+                    format!(
+                        "{:.1}x",
+                        d.as_secs_f64() / r.sparse_time.as_secs_f64().max(1e-12)
+                    )
+                })
+                .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:>5} {:>11} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8} {:>12.0}",
+                r.batch,
+                fmt(Some(r.sparse_time)),
+                fmt(Some(r.dense_time)),
+                fmt(tt),
+                fmt(ot),
+                ratio(Some(r.dense_time)),
+                ratio(tt),
+                ratio(ot),
+                r.sparse_throughput
+            );
+            if r.batch == 1 && first_speedup.is_none() {
+                first_speedup = Some(r.speedup);
+            }
         }
     }
     if let Some(s) = first_speedup {

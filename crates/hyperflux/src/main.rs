@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod export_cmd;
 mod law_cmd;
+mod onnxrt;
 mod progress;
 mod report;
 mod run;

@@ -188,6 +188,106 @@ fn exported_model_reproduces_engine_predictions() {
         sizes[0],
         sizes[1]
     );
+
+    // ONNX: from the checkpoint and converted from the sparse file, the same bytes; ONNX
+    // Runtime on the raw test images, normalised with the file's own preprocessing metadata,
+    // gives the sparse runtime's logits.
+    let onnx = tmp.path().join("m.onnx");
+    ok(&run(&[
+        "export",
+        ck.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "-o",
+        onnx.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]));
+    let converted = tmp.path().join("m2.onnx");
+    ok(&run(&[
+        "export",
+        sparse.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "-o",
+        converted.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(&onnx).unwrap(),
+        std::fs::read(&converted).unwrap()
+    );
+    let ort_csv = tmp.path().join("ort.csv");
+    onnxruntime_on_idx(&onnx, &idx, &ort_csv);
+    let ort = read_logits(&ort_csv);
+    let rt = read_logits(&tmp.path().join("rt-sparse-false.csv"));
+    assert_eq!(ort.len(), rt.len());
+    for (a, b) in ort.iter().zip(&rt) {
+        assert_eq!(a.len(), 10);
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-4,
+                "ONNX Runtime logit {x} vs runtime {y}"
+            );
+        }
+    }
+    let o = run(&[
+        "export",
+        sparse.to_str().unwrap(),
+        "--format",
+        "tflite",
+        "-o",
+        "x",
+    ]);
+    assert!(!o.status.success());
+}
+
+/// Runs `model` with ONNX Runtime (the venv's, via Python) on the gzipped IDX images `idx`,
+/// normalised with the model's `preprocessing` metadata; writes the logits as CSV. Fails,
+/// saying to run scripts/setup.sh, when the venv lacks onnxruntime.
+fn onnxruntime_on_idx(model: &Path, idx: &Path, out: &Path) {
+    const SCRIPT: &str = r#"
+import gzip, json, sys
+import numpy as np
+import onnxruntime as ort
+model, idx, out = sys.argv[1:4]
+s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+pre = json.loads(s.get_modelmeta().custom_metadata_map["preprocessing"])
+raw = gzip.open(idx).read()
+n, h, w = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+px = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, 1, h, w).astype(np.float32)
+mean = np.array(pre["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+std = np.array(pre["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+x = (px * np.float32(pre["scale"]) - mean) / std
+(y,) = s.run(["logits"], {"input": x.astype(np.float32)})
+with open(out, "w") as f:
+    for row in y:
+        f.write(",".join(repr(float(v)) for v in row) + "\n")
+"#;
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let probe = Command::new(&py)
+        .args(["-c", "import numpy, onnxruntime"])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "ONNX Runtime is not installed in the project venv ({}): run scripts/setup.sh",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => panic!(
+            "no venv Python at {} ({e}): run scripts/setup.sh",
+            py.display()
+        ),
+    }
+    let o = Command::new(&py)
+        .args(["-c", SCRIPT])
+        .args([model, idx, out])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "onnxruntime failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -233,4 +333,63 @@ fn synthetic_bench_ends_with_the_batch1_speedup() {
     let v: f64 = last.trim().parse().expect("last line is a number");
     assert!(v > 0.0);
     assert!(out.contains("dense 266200, sparse 5324"), "{out}");
+}
+
+/// The ONNX Runtime column: measured per batch and thread count when the venv has ONNX
+/// Runtime (scripts/setup.sh installs it), "not installed" without failing when it cannot be
+/// found.
+#[test]
+fn bench_has_an_onnxruntime_column() {
+    let args = [
+        "bench-infer",
+        "--synthetic",
+        "lenet300",
+        "--sparsity",
+        "98",
+        "--runs",
+        "3",
+        "--batch",
+        "1,4",
+        "--threads",
+        "1,2",
+        "--no-libtorch",
+    ];
+    let out = ok(&run(&args));
+    assert!(
+        out.contains("onnxruntime: ") && out.contains("max |logit difference| vs sparse"),
+        "no ONNX Runtime in the venv? run scripts/setup.sh\n{out}"
+    );
+    assert!(
+        out.contains("\n1 thread:") && out.contains("\n2 threads:"),
+        "{out}"
+    );
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|c| c.ends_with("µs"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for r in rows {
+        let cells: Vec<&str> = r.split_whitespace().collect();
+        // batch, sparse, dense, libtorch (skipped), onnxrt, dense/sp, torch/sp, ort/sp, ex/s
+        assert_eq!(cells.len(), 9, "{r}");
+        assert!(cells[4].ends_with("µs") && cells[7].ends_with('x'), "{r}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_hyperflux"))
+        .args(args)
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    let out = ok(&o);
+    assert!(
+        out.contains("onnxruntime: not installed (run scripts/setup.sh)"),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().trim().parse::<f64>().is_ok(),
+        "{out}"
+    );
 }
