@@ -359,6 +359,7 @@ fn conv_net_trains_and_prunes_on_generated_cifar_files() {
             optimizer: sgd(),
             epochs: 2,
             lr_divisor: 30.0,
+            from: None,
         };
         trainer::train_dense(&cfg, None, &mut trainer::Quiet).unwrap()
     };

@@ -184,3 +184,51 @@ fn bad_onnx_files_get_one_line_errors() {
     ]);
     assert_one_line_error(&o, &["onnx:mlp"]);
 }
+
+#[test]
+fn built_in_models_round_trip_through_onnx_with_the_same_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(dir.path());
+    for model in ["lenet300", "lenet5"] {
+        let out = dir.path().join(model);
+        let o = run(&[
+            "prune",
+            "--model",
+            model,
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            &data,
+            "--target-sparsity",
+            "80",
+            "--pruning-epochs",
+            "8",
+            "--regrowth-epochs",
+            "2",
+            "--threads",
+            "1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{model}: {}", text(&o).1);
+        let ck = out.join("checkpoint.safetensors");
+        let onnx = out.join("pruned.onnx");
+        let o = run(&[
+            "export",
+            ck.to_str().unwrap(),
+            "--format",
+            "onnx",
+            "-o",
+            onnx.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{model} export: {}", text(&o).1);
+        let a = eval_json(ck.to_str().unwrap(), &["--data-dir", &data]);
+        // The ONNX file names its dataset: no --dataset needed.
+        let b = eval_json(onnx.to_str().unwrap(), &["--data-dir", &data]);
+        assert_eq!(a["test_accuracy"], b["test_accuracy"], "{model}");
+        let (da, db) = (a["density"].as_f64().unwrap(), b["density"].as_f64().unwrap());
+        assert!((da - db).abs() < 1e-9, "{model}: density {da} vs {db}");
+        assert!((da - 20.0).abs() < 0.01, "{model}: density {da}");
+    }
+}
