@@ -88,7 +88,7 @@ fn parse_into(
     images: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<(), DataError> {
-    if bytes.len() % record != 0 {
+    if !bytes.len().is_multiple_of(record) {
         return Err(DataError::RecordSize {
             path: path.to_path_buf(),
             dataset: kind.title(),

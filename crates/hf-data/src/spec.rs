@@ -129,7 +129,7 @@ fn classes_of(splits: &[&RawSplit], given: Option<usize>) -> Result<usize, DataE
     let mut best: Option<(i64, &RawSplit, usize)> = None;
     for s in splits {
         if let Some((i, &m)) = s.labels.iter().enumerate().max_by_key(|(_, &l)| l) {
-            if best.map_or(true, |(b, _, _)| m > b) {
+            if best.is_none_or(|(b, _, _)| m > b) {
                 best = Some((m, s, i));
             }
         }

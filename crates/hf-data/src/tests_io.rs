@@ -715,7 +715,7 @@ fn fuzzed_data_files_never_panic_and_what_loads_is_consistent() {
             }
             fs::write(&p, &b).unwrap();
             let loaded = check(kind, dir.path(), Split::Test);
-            if b.len() % record != 0 || b.is_empty() {
+            if !b.len().is_multiple_of(record) || b.is_empty() {
                 assert!(!loaded, "CIFAR file of {} bytes loaded", b.len());
             }
             check(kind, dir.path(), Split::Train);

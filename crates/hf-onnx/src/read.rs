@@ -884,9 +884,10 @@ fn clip_op(w: &Walk, n: &pb::NodeProto) -> Result<Op, OnnxError> {
         }
     };
     let (lo, hi) = (bound(1)?, bound(2)?);
+    let is = |v: Option<f32>, x: f32| v.is_some_and(|v| v == x);
     match (lo, hi) {
-        (Some(l), None) if l == 0.0 => Ok(Op::Relu),
-        (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Ok(Op::Relu6),
+        _ if is(lo, 0.0) && hi.is_none() => Ok(Op::Relu),
+        _ if is(lo, 0.0) && is(hi, 6.0) => Ok(Op::Relu6),
         _ => Err(unsupported(
             n,
             format!(

@@ -227,7 +227,10 @@ fn built_in_models_round_trip_through_onnx_with_the_same_accuracy() {
         // The ONNX file names its dataset: no --dataset needed.
         let b = eval_json(onnx.to_str().unwrap(), &["--data-dir", &data]);
         assert_eq!(a["test_accuracy"], b["test_accuracy"], "{model}");
-        let (da, db) = (a["density"].as_f64().unwrap(), b["density"].as_f64().unwrap());
+        let (da, db) = (
+            a["density"].as_f64().unwrap(),
+            b["density"].as_f64().unwrap(),
+        );
         assert!((da - db).abs() < 1e-9, "{model}: density {da} vs {db}");
         assert!((da - 20.0).abs() < 0.01, "{model}: density {da}");
     }
