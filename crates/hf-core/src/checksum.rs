@@ -35,13 +35,16 @@ pub enum Integrity {
     Verified,
     /// The file has no checksum (another tool wrote it): nothing could be verified.
     Unverified,
+    /// A format that has no place for the checksum (ONNX): it decoded whole and its values were
+    /// checked, but there is no digest to verify.
+    NotApplicable,
 }
 
 impl Integrity {
     /// The note a reader shows for an unverified file, naming it.
     pub fn note(self, file: &str) -> Option<String> {
         match self {
-            Integrity::Verified => None,
+            Integrity::Verified | Integrity::NotApplicable => None,
             Integrity::Unverified => Some(format!(
                 "{file} has no {KEY} checksum (not written by hyperflux?): its tensor data cannot be verified"
             )),

@@ -243,7 +243,7 @@ impl Checkpoint {
             meta,
             tensors,
             // ONNX has no checksum to verify (the protobuf decoded whole, values are finite).
-            integrity: hf_core::checksum::Integrity::Unverified,
+            integrity: hf_core::checksum::Integrity::NotApplicable,
         })
     }
 
