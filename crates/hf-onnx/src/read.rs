@@ -843,12 +843,23 @@ fn push_checked(
     op: Op,
 ) -> Result<(), OnnxError> {
     let name = w.name_for(n, None, index);
+    push_named(w, n, name, inputs, op)
+}
+
+/// Appends node `name` after checking that its first input fits it (shape by the graph's own
+/// rules); a node that does not fit is refused, naming the ONNX node.
+fn push_named(
+    w: &mut Walk,
+    n: &pb::NodeProto,
+    name: String,
+    inputs: Vec<String>,
+    op: Op,
+) -> Result<(), OnnxError> {
     let node = Node {
         name: name.clone(),
         inputs,
         op,
     };
-    // Shape of the one node, computed by the graph's own rules.
     let probe = GraphSpec {
         name: String::new(),
         input: w.shapes[&node.inputs[0]].clone(),
@@ -1017,32 +1028,7 @@ fn import_conv(w: &mut Walk, n: &pb::NodeProto, index: usize) -> Result<(), Onnx
     // Shape check before the tensors are recorded.
     let wshape = wt.dims.clone();
     let data = wt.floats.unwrap_or_default();
-    w.used_names.remove(&name);
-    let before = w.nodes.len();
-    {
-        // push_checked names the node again: reserve this name for it.
-        let probe_name = name.clone();
-        let node = Node {
-            name: probe_name.clone(),
-            inputs: vec![x.clone()],
-            op: op.clone(),
-        };
-        let probe = GraphSpec {
-            name: String::new(),
-            input: shape.clone(),
-            classes: 0,
-            nodes: vec![Node {
-                inputs: vec![INPUT.into()],
-                ..node.clone()
-            }],
-            output: probe_name,
-        };
-        let shapes = probe.shapes().map_err(|e| unsupported(n, e))?;
-        let out = shapes.last().map(|(_, s)| s.clone()).unwrap_or_default();
-        w.used_names.insert(name.clone());
-        w.push(n, node, out);
-    }
-    debug_assert_eq!(w.nodes.len(), before + 1);
+    push_named(w, n, name.clone(), vec![x], op)?;
     w.tensor(format!("{name}.weight"), wshape, data);
     if let Some(b) = bias {
         w.tensor(format!("{name}.bias"), vec![out_c], b);

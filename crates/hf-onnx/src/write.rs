@@ -37,19 +37,10 @@ pub const OPSET: i64 = 13;
 /// The IR version that goes with [`OPSET`] (ONNX 1.8: IR 7, opset 13).
 pub const IR_VERSION: i64 = 7;
 
-/// How raw inputs become the network's input:
-/// `input[c, ..] = (raw[c, ..]·scale − mean[c]) / std[c]` per channel (one entry for all
-/// channels when the vectors have length 1). Stored as the `preprocessing` metadata entry,
-/// `{"scale":…,"mean":[…],"std":[…]}`, so a client can prepare its inputs.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Preprocessing {
-    /// Factor applied to raw values first (`1/255` for 8-bit pixels).
-    pub scale: f64,
-    /// Per-channel mean subtracted after scaling.
-    pub mean: Vec<f64>,
-    /// Per-channel standard deviation divided by last.
-    pub std: Vec<f64>,
-}
+/// How raw inputs become the network's input (`(raw·scale − mean[c]) / std[c]` per channel):
+/// the one type the safetensors exports record too. Stored as the `preprocessing` metadata
+/// entry, `{"scale":…,"mean":[…],"std":[…]}`, so a client can prepare its inputs.
+pub use hf_sparse::Preprocessing;
 
 /// Builds the ONNX model of `model` (validated as [`hf_sparse::write_export`] does: shapes,
 /// tensors, stated densities), with `preprocessing` in the metadata when given.
@@ -313,16 +304,16 @@ fn check_preprocessing(p: &Preprocessing, input_shape: &[usize]) -> Result<(), O
     } else {
         1
     };
-    let ok_len = |n: usize| n == 1 || n == channels;
-    if !p.scale.is_finite()
-        || p.mean.iter().chain(&p.std).any(|v| !v.is_finite())
-        || p.std.iter().any(|v| *v <= 0.0)
-        || !ok_len(p.mean.len())
-        || !ok_len(p.std.len())
-        || p.mean.len() != p.std.len()
-    {
+    let checked = p.validate(channels).and_then(|()| {
+        if p.mean.len() == p.std.len() {
+            Ok(())
+        } else {
+            Err("input_mean and input_std differ in length".to_string())
+        }
+    });
+    if let Err(why) = checked {
         return Err(OnnxError::Model(format!(
-            "preprocessing {p:?} must be finite with positive stds and as many means and stds as input channels ({channels}) or one"
+            "preprocessing {p:?} must be finite with positive stds and as many means and stds as input channels ({channels}) or one: {why}"
         )));
     }
     Ok(())

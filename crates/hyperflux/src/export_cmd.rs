@@ -129,20 +129,16 @@ pub fn export_model(ck: &Checkpoint, accuracy: Option<f64>) -> Result<ExportMode
 /// The input preprocessing stored in the ONNX metadata: the one the export records, else
 /// (files written before it was recorded) the built-in dataset's constants; `None` when
 /// neither is known.
-fn preprocessing(meta: &hf_sparse::ExportMeta) -> Option<hf_onnx::write::Preprocessing> {
+fn preprocessing(meta: &hf_sparse::ExportMeta) -> Option<hf_sparse::Preprocessing> {
     if let Some(p) = &meta.preprocessing {
-        return Some(hf_onnx::write::Preprocessing {
-            scale: p.scale,
-            mean: p.mean.clone(),
-            std: p.std.clone(),
-        });
+        return Some(p.clone());
     }
     let kind: hf_data::DatasetKind = meta.dataset.parse().ok()?;
-    Some(hf_onnx::write::Preprocessing {
-        scale: 1.0 / 255.0,
-        mean: kind.mean().iter().map(|&v| v as f64).collect(),
-        std: kind.std().iter().map(|&v| v as f64).collect(),
-    })
+    Some(hf_sparse::Preprocessing::from_f32(
+        hf_sparse::Preprocessing::PIXEL_SCALE,
+        kind.mean(),
+        kind.std(),
+    ))
 }
 
 /// Whether `path` is a hyperflux export (a safetensors file whose metadata `format` is
