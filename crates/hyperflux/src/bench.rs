@@ -25,8 +25,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     hf_engine::device::set_threads(a.threads);
     let dev = hf_engine::device::resolve(&a.device)?;
     println!(
-        "Hyperflux step, lenet300, batch {}, {} threads, {} steps x {} runs (median)",
+        "Hyperflux step, lenet300, batch {}, device {}, {} threads, {} steps x {} runs (median)",
         a.batch_size,
+        match dev {
+            tch::Device::Cuda(i) => format!("cuda:{i}"),
+            _ => "cpu".to_string(),
+        },
         tch::get_num_threads(),
         a.steps,
         a.runs

@@ -172,7 +172,8 @@ fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
     if let Some(s) = &o.snap {
         println!("{}", s.describe());
     }
-    if let Some(t) = o.target_density {
+    // A stopped run is not yet judged against its target.
+    if let Some(t) = o.target_density.filter(|_| done >= o.total_epochs) {
         let rel = (o.density - t) / t;
         let tol = 100.0 * o.density_tolerance;
         println!(

@@ -424,6 +424,38 @@ fn zero_timed_samples_are_refused() {
     assert_clean_error(&run(&["bench", "--batch-size", "0"]), &["--batch-size 0"]);
 }
 
+/// `--device cuda` either runs (a CUDA libtorch and a GPU) or says in one line why not and
+/// what to do; `auto` always runs.
+#[test]
+fn device_cuda_runs_or_says_why_not() {
+    let args = [
+        "bench",
+        "--steps",
+        "1",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--densities",
+        "100",
+    ];
+    let o = run(&[&args[..], &["--device", "cuda"]].concat());
+    if o.status.success() {
+        assert!(stdout(&o).contains("device cuda:0"), "{}", stdout(&o));
+    } else {
+        assert_clean_error(&o, &["--device cuda", "--device cpu"]);
+    }
+    let auto = ok(&run(&[&args[..], &["--device", "auto"]].concat()));
+    assert!(
+        auto.contains("device cpu") || auto.contains("device cuda:0"),
+        "{auto}"
+    );
+    assert_clean_error(
+        &run(&[&args[..], &["--device", "tpu"]].concat()),
+        &["unknown device", "cpu, cuda or auto"],
+    );
+}
+
 // 7. Metadata out of its documented range, or contradicting itself.
 
 #[test]
