@@ -4,6 +4,7 @@
 // Range checks are written `!(x >= lo)` on purpose: NaN must fail them.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub use crate::baselines::PruneMethod;
 use crate::preprocess::Normalize;
 use crate::pressure::{ScheduleError, Trajectory};
 use crate::stages::StagePlan;
@@ -72,6 +73,11 @@ pub struct CommonConfig {
     pub train_limit: usize,
     /// Use only the first N test examples (0: all).
     pub test_limit: usize,
+    /// Validation split: the last N training examples (after `train_limit`) are held out of
+    /// training and evaluated every epoch; schedules and choices look at them, the test set
+    /// is only reported. `None`: the default, [`CommonConfig::DEFAULT_VAL_SPLIT`] examples or a
+    /// tenth of the training set, whichever is smaller; `Some(0)`: no validation split.
+    pub val_split: Option<usize>,
     /// Label smoothing of the cross-entropy (0.1).
     pub label_smoothing: f64,
     /// Output directory of the run.
@@ -93,6 +99,7 @@ impl Default for CommonConfig {
             threads: 0,
             train_limit: 0,
             test_limit: 0,
+            val_split: None,
             label_smoothing: 0.1,
             out_dir: PathBuf::from("runs/run"),
             augment: false,
@@ -101,6 +108,24 @@ impl Default for CommonConfig {
 }
 
 impl CommonConfig {
+    /// Default size of the validation split: the last 5,000 training images (MNIST's
+    /// 55,000 / 5,000 convention; also used for CIFAR's 45,000 / 5,000).
+    pub const DEFAULT_VAL_SPLIT: usize = 5000;
+
+    /// How many of `train_len` training examples the validation split takes (see
+    /// [`CommonConfig::val_split`]); an explicit split must leave training examples.
+    pub fn val_count(&self, train_len: usize) -> Result<usize, ConfigError> {
+        match self.val_split {
+            None => Ok(Self::DEFAULT_VAL_SPLIT.min(train_len / 10)),
+            Some(n) if n < train_len => Ok(n),
+            Some(n) => Err(ConfigError::Invalid {
+                key: "val_split",
+                value: format!("{n} (of {train_len} training examples)"),
+                hint: "hold out fewer examples than the training set has, or 0 for no validation split",
+            }),
+        }
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.batch_size == 0 {
@@ -258,6 +283,9 @@ pub struct PruneConfig {
     pub common: CommonConfig,
     /// Dense checkpoint to start from (none: from scratch).
     pub from: Option<PathBuf>,
+    /// How weights are removed: Hyperflux (the default) or a magnitude baseline (`gmp`,
+    /// `oneshot`) with the same epochs and optimizer; the baselines need `target_sparsity`.
+    pub method: PruneMethod,
     /// Target sparsity in percent (pruned), e.g. 98. Exclusive with `pressure`.
     pub target_sparsity: Option<f64>,
     /// Fixed pressure λ (no scheduler). Exclusive with `target_sparsity`.
@@ -310,6 +338,7 @@ impl Default for PruneConfig {
                 ..CommonConfig::default()
             },
             from: None,
+            method: PruneMethod::Hyperflux,
             target_sparsity: Some(98.0),
             pressure: None,
             pruning_epochs: 30,
@@ -354,8 +383,24 @@ impl PruneConfig {
                     "give --target-sparsity S (percent pruned) or --pressure λ",
                 ))
             }
-            (Some(s), None) => {
+            (Some(s), None) if self.method.trains_masks() => {
                 Trajectory::with_aggressivity(s, self.pruning_epochs, self.aggressivity)?;
+            }
+            (Some(s), None) => {
+                // A magnitude baseline has no pressure trajectory to be reachable.
+                if !(s > 0.0 && s < 100.0) {
+                    return Err(ScheduleError::TargetOutOfRange(s).into());
+                }
+                if self.pruning_epochs == 0 {
+                    return Err(ScheduleError::NoEpochs(0).into());
+                }
+            }
+            (None, Some(_)) if !self.method.trains_masks() => {
+                return Err(invalid(
+                    "pressure",
+                    self.pressure.unwrap_or_default(),
+                    "--method gmp and oneshot prune by magnitude to a --target-sparsity, not under a pressure",
+                ))
             }
             (None, Some(l)) => {
                 if !(l.is_finite() && l >= 0.0) {
@@ -453,6 +498,57 @@ pub fn to_toml<T: Serialize>(cfg: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn magnitude_baselines_need_a_reachable_free_target_not_a_pressure() {
+        let mut c = PruneConfig {
+            method: PruneMethod::Gmp,
+            target_sparsity: Some(99.5),
+            pruning_epochs: 3,
+            ..PruneConfig::default()
+        };
+        // no pressure trajectory: any sparsity in (0, 100) in any number of epochs
+        c.validate().unwrap();
+        c.target_sparsity = Some(100.0);
+        assert!(c.validate().unwrap_err().to_string().contains("(0, 100)"));
+        c.target_sparsity = None;
+        c.pressure = Some(1.0);
+        assert!(c.validate().unwrap_err().to_string().contains("--target-sparsity"));
+        // Hyperflux keeps its reachability check
+        c.method = PruneMethod::Hyperflux;
+        c.pressure = None;
+        c.target_sparsity = Some(99.5);
+        assert!(c.validate().unwrap_err().to_string().contains("cannot be reached"));
+        // the method is stored and read back; configs without it are Hyperflux
+        c.method = PruneMethod::Oneshot;
+        let text = to_toml(&c);
+        assert!(text.contains("method = \"oneshot\""), "{text}");
+        let back: PruneConfig = from_toml_str(&text).unwrap();
+        assert_eq!(back.method, PruneMethod::Oneshot);
+        let old: PruneConfig =
+            from_toml_str(&text.replace("method = \"oneshot\"\n", "")).unwrap();
+        assert_eq!(old.method, PruneMethod::Hyperflux);
+    }
+
+    #[test]
+    fn validation_split_defaults_to_5000_or_a_tenth_and_must_leave_training_data() {
+        let mut c = CommonConfig::default();
+        assert_eq!(c.val_count(60_000).unwrap(), 5000);
+        assert_eq!(c.val_count(50_000).unwrap(), 5000);
+        assert_eq!(c.val_count(512).unwrap(), 51);
+        assert_eq!(c.val_count(9).unwrap(), 0);
+        c.val_split = Some(0);
+        assert_eq!(c.val_count(60_000).unwrap(), 0);
+        c.val_split = Some(100);
+        assert_eq!(c.val_count(101).unwrap(), 100);
+        let e = c.val_count(100).unwrap_err().to_string();
+        assert!(e.contains("val_split") && e.contains("100 (of 100"), "{e}");
+        // configs written before the key existed read as the default
+        let text = to_toml(&CommonConfig::default());
+        assert!(!text.contains("val_split"));
+        let back: CommonConfig = from_toml_str(&text).unwrap();
+        assert_eq!(back.val_split, None);
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip_through_toml() {

@@ -1,5 +1,6 @@
 //! Pure-Rust core of hyperflux: everything about a Hyperflux run that is not tensor math.
 //!
+//! - [`baselines`]: the magnitude-pruning baselines (GMP, one-shot) and their schedules.
 //! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
 //! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written;
 //!   stale temporaries of killed runs and the output-folder lock.
@@ -8,6 +9,7 @@
 //! - [`preprocess`]: how raw data values become network inputs (`--normalize`, and the
 //!   preprocessing recorded in checkpoints and exports).
 
+pub mod baselines;
 pub mod checksum;
 pub mod config;
 pub mod fsutil;

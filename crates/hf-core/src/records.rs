@@ -28,7 +28,11 @@ pub struct EpochRecord {
     pub pressure_loss: f64,
     /// Training accuracy over the epoch (percent, on the fly).
     pub train_accuracy: f64,
-    /// Test accuracy after the epoch (percent).
+    /// Validation accuracy after the epoch (percent), when the run holds out a validation
+    /// split of the training data (what schedules and choices may look at).
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
+    /// Test accuracy after the epoch (percent): reported only, never used to choose.
     pub test_accuracy: f64,
     /// Weight learning rate of the epoch.
     pub weight_lr: f64,
@@ -107,6 +111,7 @@ pub fn write_csv(w: &mut dyn io::Write, records: &[EpochRecord]) -> io::Result<(
         "data_loss",
         "pressure_loss",
         "train_accuracy",
+        "val_accuracy",
         "test_accuracy",
         "weight_lr",
         "mask_lr",
@@ -128,6 +133,7 @@ pub fn write_csv(w: &mut dyn io::Write, records: &[EpochRecord]) -> io::Result<(
             r.data_loss.to_string(),
             r.pressure_loss.to_string(),
             r.train_accuracy.to_string(),
+            fmt_opt(r.val_accuracy),
             r.test_accuracy.to_string(),
             r.weight_lr.to_string(),
             r.mask_lr.to_string(),
@@ -164,6 +170,7 @@ mod tests {
             data_loss: 0.3,
             pressure_loss: 0.1,
             train_accuracy: 97.0,
+            val_accuracy: (epoch == 1).then_some(97.5),
             test_accuracy: 98.0,
             weight_lr: 1e-3,
             mask_lr: 1e-3,
@@ -188,6 +195,9 @@ mod tests {
             header.contains(",seconds,snapped_from,density_fc1"),
             "{header}"
         );
+        assert!(header.contains(",train_accuracy,val_accuracy,test_accuracy,"));
+        assert!(lines.clone().next().unwrap().contains(",97,97.5,98,"));
+        assert!(lines.clone().nth(1).unwrap().contains(",97,,98,"));
         assert!(lines.clone().next().unwrap().contains(",1.250,,55,"));
         assert!(lines.nth(1).unwrap().starts_with("2,pruning,0.5,50,58,"));
         let jsonl = std::fs::read_to_string(dir.path().join("records.jsonl")).unwrap();

@@ -81,6 +81,14 @@ impl Pixels {
             Pixels::F32(v) => v.truncate(n),
         }
     }
+
+    /// Splits off the values from `at` on (like `Vec::split_off`).
+    fn split_off(&mut self, at: usize) -> Pixels {
+        match self {
+            Pixels::U8(v) => Pixels::U8(v.split_off(at)),
+            Pixels::F32(v) => Pixels::F32(v.split_off(at)),
+        }
+    }
 }
 
 impl From<Vec<u8>> for Pixels {
@@ -284,6 +292,29 @@ impl Dataset {
         self.images.truncate(n * self.image_len());
         self.labels.truncate(n);
         self
+    }
+
+    /// Splits off the last `n` examples as a second dataset (same source, shape and
+    /// normalisation): the validation split of a training set. `n` is clamped to `len()`.
+    pub fn split_tail(mut self, n: usize) -> (Dataset, Dataset) {
+        let len = self.len();
+        let keep = len - n.min(len);
+        self.images.truncate(len * self.image_len());
+        self.labels.truncate(len);
+        let tail_images = self.images.split_off(keep * self.image_len());
+        let tail_labels = self.labels.split_off(keep);
+        let tail = Dataset {
+            source: self.source.clone(),
+            images: tail_images,
+            labels: tail_labels,
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            classes: self.classes,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        };
+        (self, tail)
     }
 
     /// The map from this dataset's raw values to network inputs: scale 1/255 (bytes) or 1

@@ -722,3 +722,24 @@ fn fuzzed_data_files_never_panic_and_what_loads_is_consistent() {
         }
     }
 }
+
+#[test]
+fn split_tail_keeps_order_and_everything_but_the_examples() {
+    let ds = synth::dataset(DatasetKind::Mnist, 10, 5);
+    let (head, tail) = ds.clone().split_tail(3);
+    assert_eq!((head.len(), tail.len()), (7, 3));
+    for i in 0..7 {
+        assert_eq!(head.image(i), ds.image(i));
+        assert_eq!(head.label(i), ds.label(i));
+    }
+    for i in 0..3 {
+        assert_eq!(tail.image(i), ds.image(7 + i));
+        assert_eq!(tail.label(i), ds.label(7 + i));
+    }
+    assert_eq!((tail.classes, &tail.mean, &tail.std), (ds.classes, &ds.mean, &ds.std));
+    // clamped: all of it, or none of it
+    let (h, t) = ds.clone().split_tail(99);
+    assert_eq!((h.len(), t.len()), (0, 10));
+    let (h, t) = ds.split_tail(0);
+    assert_eq!((h.len(), t.len()), (10, 0));
+}

@@ -664,7 +664,8 @@ fn epoch(
         data_loss: es.loss,
         pressure_loss: settings.pressure * step::mask_mean(s.net.as_ref()),
         train_accuracy: es.train_accuracy,
-        test_accuracy: acc,
+        val_accuracy: None,
+            test_accuracy: acc,
         weight_lr: settings.weight_lr,
         mask_lr: if settings.train_masks {
             settings.mask_lr

@@ -120,3 +120,50 @@ impl DensityReport {
             .collect()
     }
 }
+
+/// Global magnitude pruning to an exact count: keeps the `round(target_percent/100 · N)`
+/// present weights of largest `|w|` over all masked tensors and prunes the other present
+/// weights (mask −1); pruned weights stay pruned. Ties are broken by position, so the count
+/// is exact. Never adds weights: a target above the present density changes nothing. Returns
+/// the number of present weights afterwards.
+pub fn magnitude_prune_to_density(masked: &[MaskedWeight], target_percent: f64) -> usize {
+    let total: usize = masked.iter().map(MaskedWeight::numel).sum();
+    let keep = ((target_percent / 100.0) * total as f64)
+        .round()
+        .clamp(1.0, total as f64) as usize;
+    let mut masks: Vec<Vec<f32>> = Vec::with_capacity(masked.len());
+    let mut cand: Vec<(f32, u32, u32)> = Vec::new();
+    for (l, mw) in masked.iter().enumerate() {
+        let m = crate::network::to_vec_f32(&mw.m);
+        let w = crate::network::to_vec_f32(&mw.w);
+        cand.extend(
+            m.iter()
+                .zip(&w)
+                .enumerate()
+                .filter(|(_, (m, _))| **m >= 0.0)
+                .map(|(i, (_, w))| (w.abs(), l as u32, i as u32)),
+        );
+        masks.push(m);
+    }
+    if cand.len() <= keep {
+        return cand.len();
+    }
+    let remove = cand.len() - keep;
+    // Smallest magnitude first; ties: earlier layer, then earlier position, pruned first.
+    cand.select_nth_unstable_by(remove - 1, |a, b| {
+        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+    });
+    for &(_, l, i) in &cand[..remove] {
+        masks[l as usize][i as usize] = -1.0;
+    }
+    for (mw, m) in masked.iter().zip(&masks) {
+        let src = Tensor::from_slice(m)
+            .view(mw.m.size().as_slice())
+            .to_device(mw.m.device());
+        tch::no_grad(|| {
+            let mut dst = mw.m.shallow_clone();
+            dst.copy_(&src);
+        });
+    }
+    keep
+}

@@ -74,6 +74,8 @@ pub struct RunState {
 pub struct Outcome {
     /// All epoch records.
     pub records: Vec<EpochRecord>,
+    /// Final validation accuracy (percent), when the run has a validation split.
+    pub val_accuracy: Option<f64>,
     /// Final test accuracy (percent).
     pub test_accuracy: f64,
     /// Final density (percent).
@@ -92,6 +94,8 @@ pub struct Outcome {
     pub density_tolerance: f64,
     /// The final snap, if one happened in this run.
     pub snap: Option<Snap>,
+    /// The pruning method of a pruning run (`None` for dense training).
+    pub method: Option<hf_core::config::PruneMethod>,
     /// The output folder's lock, held until the outcome is dropped (so the caller's own
     /// outputs, e.g. plots, are written under it too).
     pub lock: Option<Arc<hf_core::fsutil::DirLock>>,
@@ -139,8 +143,10 @@ pub struct RunData {
     /// The dataset, with the directory actually read for `npy:DIR` data (what checkpoints
     /// record).
     pub spec: DatasetSpec,
-    /// Training set.
+    /// Training set (without the validation split).
     pub train: Arc<Dataset>,
+    /// Validation split: the last examples of the training data, held out of training.
+    pub val: Option<Dataset>,
     /// Test set.
     pub test: Dataset,
 }
@@ -167,9 +173,17 @@ pub fn load_data(c: &CommonConfig) -> Result<RunData, EngineError> {
     if c.test_limit > 0 {
         test = test.take(c.test_limit);
     }
+    let n_val = c.val_count(train.len())?;
+    let (train, val) = if n_val > 0 {
+        let (t, v) = train.split_tail(n_val);
+        (t, Some(v))
+    } else {
+        (train, None)
+    };
     Ok(RunData {
         spec: train.source.clone(),
         train: Arc::new(train),
+        val,
         test,
     })
 }
@@ -243,6 +257,21 @@ pub fn test_accuracy(
     let cfg = BatchConfig::eval(1000);
     let it = hf_data::batches(test, &cfg, 0, 0).map(|b| to_tensors(&b, shape, device));
     network::evaluate(net, it, smoothing)
+}
+
+/// Validation accuracy (when the run has a validation split) and test accuracy (percent)
+/// of `net`.
+pub fn val_and_test_accuracy(
+    net: &dyn Network,
+    data: &RunData,
+    device: Device,
+    smoothing: f64,
+) -> (Option<f64>, f64) {
+    let val = data
+        .val
+        .as_ref()
+        .map(|v| test_accuracy(net, v, device, smoothing).0);
+    (val, test_accuracy(net, &data.test, device, smoothing).0)
 }
 
 /// Runs training epochs over a run's data: batches (prefetched on a background thread) →
@@ -509,13 +538,15 @@ pub fn train_dense(
     resume: Option<&Checkpoint>,
     obs: &mut dyn Observer,
 ) -> Result<Outcome, EngineError> {
-    let cfg = match resume {
+    let mut cfg: TrainConfig = match resume {
         Some(ck) => hf_core::config::from_toml_str(ck.meta_str("config")?)?,
         None => cfg.clone(),
     };
     cfg.validate()?;
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
+    // The config written records the split actually used, so a resume holds out the same.
+    cfg.common.val_split = Some(data.val.as_ref().map_or(0, Dataset::len));
     let from_ck = match (resume, &cfg.from) {
         (None, Some(p)) => Some(Checkpoint::load_noted(p, |n| obs.note(n))?),
         _ => None,
@@ -590,7 +621,8 @@ pub fn train_dense(
             None,
             None,
         )?;
-        let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
+        let (val, acc) =
+            val_and_test_accuracy(net.as_ref(), &data, dev, cfg.common.label_smoothing);
         let dens = DensityReport::of(net.masked());
         let rec = EpochRecord {
             epoch,
@@ -602,6 +634,7 @@ pub fn train_dense(
             data_loss: es.loss,
             pressure_loss: 0.0,
             train_accuracy: es.train_accuracy,
+            val_accuracy: val,
             test_accuracy: acc,
             weight_lr: lr,
             mask_lr: 0.0,
@@ -740,11 +773,12 @@ fn finish(
     started: Instant,
     total_epochs: usize,
 ) -> Result<Outcome, EngineError> {
-    let (acc, _) = test_accuracy(net, &data.test, dev, common.label_smoothing);
+    let (val, acc) = val_and_test_accuracy(net, data, dev, common.label_smoothing);
     let density = DensityReport::of(net.masked()).density();
     Ok(Outcome {
         records_csv: log.paths().0.to_path_buf(),
         records: log.records,
+        val_accuracy: val,
         test_accuracy: acc,
         density,
         checkpoint: ck_path,
@@ -753,6 +787,7 @@ fn finish(
         total_epochs,
         density_tolerance: 0.05,
         snap: None,
+        method: None,
         lock: None,
     })
 }
@@ -765,13 +800,15 @@ pub fn prune(
     resume: Option<&Checkpoint>,
     obs: &mut dyn Observer,
 ) -> Result<Outcome, EngineError> {
-    let cfg: PruneConfig = match resume {
+    let mut cfg: PruneConfig = match resume {
         Some(ck) => hf_core::config::from_toml_str(ck.meta_str("config")?)?,
         None => cfg.clone(),
     };
     cfg.validate()?;
     let started = Instant::now();
     let (dev, data) = prepare(&cfg.common)?;
+    // The config written records the split actually used, so a resume holds out the same.
+    cfg.common.val_split = Some(data.val.as_ref().map_or(0, Dataset::len));
     let from_ck = match (resume, &cfg.from) {
         (None, Some(p)) => Some(Checkpoint::load_noted(p, |n| obs.note(n))?),
         _ => None,
@@ -793,7 +830,9 @@ pub fn prune(
     );
     let plan = cfg.stage_plan();
     let total = plan.total_epochs();
+    let method = cfg.method;
     let scheduler = match cfg.target_sparsity {
+        Some(_) if !method.trains_masks() => None,
         Some(s) => Some(PressureScheduler {
             trajectory: Trajectory::with_aggressivity(s, cfg.pruning_epochs, cfg.aggressivity)
                 .map_err(hf_core::config::ConfigError::from)?,
@@ -854,7 +893,8 @@ pub fn prune(
         let stage = plan.stage(epoch);
         let lambda = state.lambda;
         // Final freeze: snap the masks to exactly the target once, then train weights only.
-        let freeze = target_density.is_some()
+        let freeze = method.trains_masks()
+            && target_density.is_some()
             && matches!(stage, Stage::Regrowth)
             && freeze_epochs > 0
             && epoch + freeze_epochs > total;
@@ -872,16 +912,25 @@ pub fn prune(
                 snap = Some(s);
             }
         }
+        // Magnitude baselines: prune by |w| at the start of the epoch, masks fixed otherwise.
+        let pruned_to = cfg.target_sparsity.and_then(|ts| {
+            method.density_before_epoch(ts, cfg.pruning_epochs, epoch)
+        });
+        if let Some(d) = pruned_to {
+            masked::magnitude_prune_to_density(net.masked(), d);
+        }
+        let train_masks = method.trains_masks() && !freeze;
         let s = StepSettings {
             weight_lr: plan.weight_lr(epoch),
-            mask_lr: if freeze { 0.0 } else { plan.mask_lr(epoch) },
-            pressure: lambda,
-            train_masks: !freeze,
+            mask_lr: if train_masks { plan.mask_lr(epoch) } else { 0.0 },
+            pressure: if method.trains_masks() { lambda } else { 0.0 },
+            train_masks,
         };
         let es = lp.run(net.as_mut(), &mut opt, epoch, total, &s, obs, None, None)?;
         let dens = DensityReport::of(net.masked());
         let density = dens.density();
-        let (acc, _) = test_accuracy(net.as_ref(), &data.test, dev, cfg.common.label_smoothing);
+        let (val, acc) =
+            val_and_test_accuracy(net.as_ref(), &data, dev, cfg.common.label_smoothing);
         // Expected density and next pressure.
         let expected = match (&mut state.scheduler, stage) {
             (Some(sch), Stage::Pruning) => {
@@ -904,10 +953,12 @@ pub fn prune(
                 }
                 Some(target)
             }
-            (None, Stage::Pruning) => None,
+            (None, Stage::Pruning) => pruned_to
+                .or_else(|| state.records.last().and_then(|r| r.expected_density))
+                .filter(|_| !method.trains_masks()),
             (None, _) => {
                 state.lambda = 0.0;
-                None
+                target_density.filter(|_| !method.trains_masks())
             }
         };
         // λ = 0 from the first regrowth epoch on: without a scheduler, and with the authors'
@@ -926,8 +977,9 @@ pub fn prune(
             density,
             layer_density: dens.per_layer(),
             data_loss: es.loss,
-            pressure_loss: lambda * mean_m,
+            pressure_loss: if lambda == 0.0 { 0.0 } else { lambda * mean_m },
             train_accuracy: es.train_accuracy,
+            val_accuracy: val,
             test_accuracy: acc,
             weight_lr: s.weight_lr,
             mask_lr: s.mask_lr,
@@ -961,6 +1013,7 @@ pub fn prune(
     )?;
     o.density_tolerance = cfg.density_tolerance;
     o.snap = snap;
+    o.method = Some(method);
     o.lock = Some(Arc::new(lock));
     Ok(o)
 }

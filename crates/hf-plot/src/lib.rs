@@ -19,7 +19,7 @@ use plotters::coord::Shift;
 use plotters::element::{Circle, Drawable, PointCollection, Rectangle};
 use plotters::prelude::{
     BitMapBackend, ChartBuilder, DashedLineSeries, DrawingArea, DrawingBackend, IntoDrawingArea,
-    LineSeries, SVGBackend, SeriesLabelPosition,
+    LineSeries, PathElement, SVGBackend, SeriesLabelPosition,
 };
 use plotters::style::{
     register_font, Color, FontStyle, HSLColor, IntoFont, RGBColor, ShapeStyle, BLACK, WHITE,
@@ -59,6 +59,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// How the series is drawn.
     pub style: Style,
+    /// Optional vertical error bars: `y_err[i]` is drawn as `points[i].1 ± y_err[i]` (empty:
+    /// none; non-finite or non-positive values draw no bar).
+    pub y_err: Vec<f64>,
 }
 
 impl Series {
@@ -68,7 +71,28 @@ impl Series {
             name: name.into(),
             points,
             style,
+            y_err: Vec::new(),
         }
+    }
+
+    /// The same series with vertical error bars `± y_err[i]` at each point.
+    pub fn with_y_err(mut self, y_err: Vec<f64>) -> Self {
+        self.y_err = y_err;
+        self
+    }
+
+    /// The error bars as plot-space `(x, y_low, y_high)`, skipping invalid ones.
+    fn error_bars(&self, log_x: bool, log_y: bool) -> Vec<(f64, f64, f64)> {
+        self.points
+            .iter()
+            .zip(&self.y_err)
+            .filter(|(_, e)| e.is_finite() && **e > 0.0)
+            .filter_map(|(&(x, y), &e)| {
+                let lo = map_point((x, y - e), log_x, log_y)?;
+                let hi = map_point((x, y + e), log_x, log_y)?;
+                Some((lo.0, lo.1, hi.1))
+            })
+            .collect()
     }
 }
 
@@ -631,7 +655,13 @@ fn paint_chart<DB: DrawingBackend>(
         .iter()
         .map(|s| segments(s, log_x, log_y))
         .collect();
-    let all: Vec<(f64, f64)> = segs.iter().flatten().flatten().copied().collect();
+    let bars: Vec<Vec<(f64, f64, f64)>> = chart
+        .series
+        .iter()
+        .map(|s| s.error_bars(log_x, log_y))
+        .collect();
+    let mut all: Vec<(f64, f64)> = segs.iter().flatten().flatten().copied().collect();
+    all.extend(bars.iter().flatten().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
     let xr = axis_range(all.iter().map(|p| p.0), log_x);
     let yr = axis_range(all.iter().map(|p| p.1), log_y);
 
@@ -686,6 +716,12 @@ fn paint_chart<DB: DrawingBackend>(
         let color = series_color(i);
         let line = color.stroke_width(2);
         let fill = color.filled();
+        if !bars[i].is_empty() {
+            ctx.draw_series(bars[i].iter().map(|&(x, lo, hi)| {
+                PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1))
+            }))
+            .map_err(|e| err(&e))?;
+        }
         let mut first = true;
         // An empty series still gets its legend entry (via one empty draw).
         let empty = [Vec::new()];
@@ -806,6 +842,26 @@ mod tests {
             with_ext(Path::new("a/b.png"), "svg"),
             PathBuf::from("a/b.svg")
         );
+    }
+
+    #[test]
+    fn error_bars_skip_invalid_values_and_respect_log_axes() {
+        let s = Series::new("m", vec![(1.0, 10.0), (2.0, 20.0), (3.0, 5.0)], Style::LinePoints)
+            .with_y_err(vec![1.0, f64::NAN, 6.0]);
+        assert_eq!(s.error_bars(false, false), vec![(1.0, 9.0, 11.0), (3.0, -1.0, 11.0)]);
+        // on a log y axis the bar reaching below 0 is dropped
+        let b = s.error_bars(false, true);
+        assert_eq!(b.len(), 1);
+        assert!((b[0].1 - 9f64.log10()).abs() < 1e-12);
+        // drawn: the chart's files appear
+        let dir = tempfile::tempdir().unwrap();
+        let chart = Chart {
+            series: vec![s],
+            ..Chart::default()
+        };
+        let [png, svg] = draw(&chart, &dir.path().join("bars")).unwrap();
+        assert!(png.exists() && svg.exists());
+        assert!(std::fs::read_to_string(svg).unwrap().contains("<polyline"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Cmd {
     Fit(crate::law_cmd::FitArgs),
     /// Fixed-pressure Hyperflux for several λ: density over time and final density vs λ.
     Converge(crate::law_cmd::ConvergeArgs),
+    /// The sparsity–accuracy frontier: `prune` runs of several methods × sparsities × seeds
+    /// (resumable), a CSV row per run, mean ± sd per point, and a plot
+    Frontier(crate::frontier_cmd::FrontierArgs),
     /// Export a checkpoint (or convert an export) as a dense or compact sparse safetensors file,
     /// or as standard ONNX.
     Export(crate::export_cmd::ExportArgs),
@@ -94,6 +97,11 @@ pub struct CommonArgs {
     /// Use only the first N test examples.
     #[arg(long)]
     pub test_limit: Option<usize>,
+    /// Hold out the last N training examples as a validation split, evaluated every epoch
+    /// (records: val_accuracy); 0: none [default: 5000, or a tenth of the training set if
+    /// smaller].
+    #[arg(long)]
+    pub val_split: Option<usize>,
     /// Output directory (records, plots, checkpoints, config.toml).
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
@@ -149,6 +157,12 @@ pub struct PruneArgs {
     /// scratch). An ONNX model brings its architecture: --model is not needed.
     #[arg(long)]
     pub from: Option<PathBuf>,
+    /// Pruning method: hyperflux (trained masks under the scheduled pressure), gmp (gradual
+    /// magnitude pruning, cubic schedule over the pruning epochs) or oneshot (magnitude prune
+    /// before the first epoch, then fine-tune); same epochs, optimizer and LR schedule
+    /// [default: hyperflux].
+    #[arg(long, value_parser = ["hyperflux", "gmp", "oneshot"])]
+    pub method: Option<String>,
     /// Target sparsity in percent of weights pruned, in (0, 100), e.g. 98.
     #[arg(long, conflicts_with = "pressure")]
     pub target_sparsity: Option<f64>,

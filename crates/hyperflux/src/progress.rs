@@ -82,8 +82,12 @@ impl Observer for Progress {
             .expected_density
             .map(|e| format!(" (plan {e:.2}%)"))
             .unwrap_or_default();
+        let val = r
+            .val_accuracy
+            .map(|v| format!(" val {v:.2}%"))
+            .unwrap_or_default();
         eprintln!(
-            "epoch {:>3}/{} {:<8} λ={:<10} density {:>7.3}%{plan} loss {:.4} train {:.2}% test {:.2}% {:.1}s",
+            "epoch {:>3}/{} {:<8} λ={:<10} density {:>7.3}%{plan} loss {:.4} train {:.2}%{val} test {:.2}% {:.1}s",
             r.epoch,
             self.total,
             r.stage,

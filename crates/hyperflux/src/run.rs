@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Cmd::Law(a) => crate::law_cmd::law(&a),
         Cmd::Fit(a) => crate::law_cmd::fit(&a),
         Cmd::Converge(a) => crate::law_cmd::converge(&a),
+        Cmd::Frontier(a) => crate::frontier_cmd::frontier(&a),
         Cmd::Export(a) => crate::export_cmd::export(&a),
         Cmd::Infer(a) => crate::export_cmd::infer(&a),
         Cmd::BenchInfer(a) => crate::export_cmd::bench_infer(&a),
@@ -62,6 +63,9 @@ fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) -> Re
     set!(c.threads, a.threads);
     set!(c.train_limit, a.train_limit);
     set!(c.test_limit, a.test_limit);
+    if a.val_split.is_some() {
+        c.val_split = a.val_split;
+    }
     set!(c.out_dir, a.out);
     set!(c.label_smoothing, a.label_smoothing);
     set!(c.augment, a.augment);
@@ -104,6 +108,9 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
         if a.common.model.is_none() {
             cfg.common.model = model_of(f)?;
         }
+    }
+    if let Some(m) = &a.method {
+        cfg.method = m.parse().map_err(|e: String| anyhow::anyhow!("--method {m}: {e}"))?;
     }
     if let Some(p) = a.pressure {
         cfg.pressure = Some(p);
@@ -165,8 +172,12 @@ fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
             o.checkpoint.display()
         );
     }
+    let val = o
+        .val_accuracy
+        .map(|v| format!("validation accuracy {v:.2}%, "))
+        .unwrap_or_default();
     println!(
-        "{what}: test accuracy {:.2}%, density {:.3}% ({:.1}s)",
+        "{what}: {val}test accuracy {:.2}%, density {:.3}% ({:.1}s)",
         o.test_accuracy, o.density, o.seconds
     );
     if let Some(s) = &o.snap {
@@ -228,7 +239,11 @@ fn prune(a: &PruneArgs) -> Result<()> {
         .parent()
         .map(|p| p.to_path_buf())
         .unwrap_or_default();
-    summarise("hyperflux pruning", &o, &dir)
+    let what = match o.method.unwrap_or_default() {
+        hf_core::config::PruneMethod::Hyperflux => "hyperflux pruning".to_string(),
+        m => format!("{m} pruning"),
+    };
+    summarise(&what, &o, &dir)
 }
 
 /// Warns when pruning starts from a dense checkpoint trained on other data or with another
