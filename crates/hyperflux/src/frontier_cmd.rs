@@ -140,11 +140,12 @@ pub fn point_dir(out: &Path, method: PruneMethod, sparsity: f64, seed: u64) -> P
 
 /// Runs every point not yet finished, `a.jobs` at a time.
 fn run_points(a: &FrontierArgs, methods: &[PruneMethod]) -> Result<()> {
+    // Seed by seed, so an interrupted frontier has whole seeds of every point done first.
     let mut todo = Vec::new();
     let mut done = 0;
-    for &m in methods {
-        for &s in &a.sparsities {
-            for &seed in &a.seeds {
+    for &seed in &a.seeds {
+        for &m in methods {
+            for &s in &a.sparsities {
                 let dir = point_dir(&a.out, m, s, seed);
                 if dir.join("point.json").exists() {
                     done += 1;
@@ -154,6 +155,7 @@ fn run_points(a: &FrontierArgs, methods: &[PruneMethod]) -> Result<()> {
             }
         }
     }
+    todo.reverse(); // workers pop from the end
     let total = done + todo.len();
     eprintln!(
         "frontier: {total} runs, {done} already finished, {} to run ({} at a time) in {}",
