@@ -1,6 +1,6 @@
 //! Writing and reading the two safetensors layouts described in FORMAT.md.
 
-use crate::kernels::Csr;
+use crate::formats::Csr;
 use crate::model::{Model, RtLayer};
 use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
