@@ -88,7 +88,7 @@ fn write_figure(
         })?;
     }
 
-    hf_core::fsutil::atomic_write_via_path(&png, |tmp: &Path| -> Result<(), FillError> {
+    hf_fsutil::atomic_write_via_path(&png, |tmp: &Path| -> Result<(), FillError> {
         let root = BitMapBackend::new(tmp, size).into_drawing_area();
         paint_all(&root, charts).map_err(FillError::Render)?;
         Ok(())
@@ -104,7 +104,7 @@ fn write_figure(
         },
     })?;
 
-    if let Err(source) = hf_core::fsutil::atomic_write_bytes(&svg, svg_text.as_bytes()) {
+    if let Err(source) = hf_fsutil::atomic_write_bytes(&svg, svg_text.as_bytes()) {
         // Keep the pair consistent: no PNG without its SVG.
         let _ = fs::remove_file(&png);
         return Err(PlotError::Io { path: svg, source });

@@ -3,7 +3,7 @@
 //!
 //! Text is rendered with an embedded DejaVu Sans font (see `assets/DejaVuSans-LICENSE.txt`), so
 //! charts look the same on every machine and need no system fonts. Every output file is written
-//! atomically through [`hf_core::fsutil`]: an error never leaves a half-written chart behind.
+//! atomically through [`hf_fsutil`]: an error never leaves a half-written chart behind.
 //!
 //! Bad data never panics: non-finite values are skipped, and so are non-positive values on a log
 //! axis; empty charts, single points and constant values get a padded, non-degenerate range.

@@ -212,7 +212,7 @@ pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<
         file: file.clone(),
         detail: format!("metadata cannot be encoded: {e}"),
     })?;
-    hf_core::fsutil::atomic_write_bytes(path, &bytes).map_err(|e| SparseError::Io {
+    hf_fsutil::atomic_write_bytes(path, &bytes).map_err(|e| SparseError::Io {
         file: file.clone(),
         action: "write",
         source: e,
