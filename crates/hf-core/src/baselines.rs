@@ -30,7 +30,11 @@ pub enum PruneMethod {
 
 impl PruneMethod {
     /// All methods, in the order frontiers list them.
-    pub const ALL: [PruneMethod; 3] = [PruneMethod::Hyperflux, PruneMethod::Gmp, PruneMethod::Oneshot];
+    pub const ALL: [PruneMethod; 3] = [
+        PruneMethod::Hyperflux,
+        PruneMethod::Gmp,
+        PruneMethod::Oneshot,
+    ];
 
     /// The name used on the command line and in files.
     pub fn name(self) -> &'static str {
@@ -95,9 +99,14 @@ mod tests {
     fn gmp_follows_the_cubic_schedule_and_ends_on_the_target() {
         let m = PruneMethod::Gmp;
         let p = 10;
-        let d: Vec<f64> = (1..=p).map(|e| m.density_before_epoch(98.0, p, e).unwrap()).collect();
+        let d: Vec<f64> = (1..=p)
+            .map(|e| m.density_before_epoch(98.0, p, e).unwrap())
+            .collect();
         // s(1) = 98·(1 − 0.9³) = 26.558
-        assert!((d[0] - (100.0 - 98.0 * (1.0 - 0.729))).abs() < 1e-9, "{d:?}");
+        assert!(
+            (d[0] - (100.0 - 98.0 * (1.0 - 0.729))).abs() < 1e-9,
+            "{d:?}"
+        );
         assert!((d[p - 1] - 2.0).abs() < 1e-12);
         // monotone, fastest early
         for w in d.windows(2) {
@@ -110,10 +119,16 @@ mod tests {
 
     #[test]
     fn oneshot_prunes_once_and_hyperflux_never() {
-        assert_eq!(PruneMethod::Oneshot.density_before_epoch(99.0, 30, 1), Some(1.0));
+        assert_eq!(
+            PruneMethod::Oneshot.density_before_epoch(99.0, 30, 1),
+            Some(1.0)
+        );
         assert_eq!(PruneMethod::Oneshot.density_before_epoch(99.0, 30, 2), None);
         for e in 0..40 {
-            assert_eq!(PruneMethod::Hyperflux.density_before_epoch(99.0, 30, e), None);
+            assert_eq!(
+                PruneMethod::Hyperflux.density_before_epoch(99.0, 30, e),
+                None
+            );
         }
         assert!(PruneMethod::Hyperflux.trains_masks());
         assert!(!PruneMethod::Gmp.trains_masks() && !PruneMethod::Oneshot.trains_masks());

@@ -513,20 +513,27 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("(0, 100)"));
         c.target_sparsity = None;
         c.pressure = Some(1.0);
-        assert!(c.validate().unwrap_err().to_string().contains("--target-sparsity"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--target-sparsity"));
         // Hyperflux keeps its reachability check
         c.method = PruneMethod::Hyperflux;
         c.pressure = None;
         c.target_sparsity = Some(99.5);
-        assert!(c.validate().unwrap_err().to_string().contains("cannot be reached"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be reached"));
         // the method is stored and read back; configs without it are Hyperflux
         c.method = PruneMethod::Oneshot;
         let text = to_toml(&c);
         assert!(text.contains("method = \"oneshot\""), "{text}");
         let back: PruneConfig = from_toml_str(&text).unwrap();
         assert_eq!(back.method, PruneMethod::Oneshot);
-        let old: PruneConfig =
-            from_toml_str(&text.replace("method = \"oneshot\"\n", "")).unwrap();
+        let old: PruneConfig = from_toml_str(&text.replace("method = \"oneshot\"\n", "")).unwrap();
         assert_eq!(old.method, PruneMethod::Hyperflux);
     }
 

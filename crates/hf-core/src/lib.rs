@@ -3,7 +3,8 @@
 //! - [`baselines`]: the magnitude-pruning baselines (GMP, one-shot) and their schedules.
 //! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
 //! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written;
-//!   stale temporaries of killed runs and the output-folder lock.
+//!   stale temporaries of killed runs and the output-folder lock. It is the crate `hf-fsutil`,
+//!   re-exported here.
 //! - [`checksum`]: the SHA-256 of a safetensors file's tensor data, written into every file
 //!   hyperflux writes and verified on load.
 //! - [`preprocess`]: how raw data values become network inputs (`--normalize`, and the
@@ -12,10 +13,13 @@
 pub mod baselines;
 pub mod checksum;
 pub mod config;
-pub mod fsutil;
 pub mod masked_csr;
 pub mod preprocess;
 pub mod pressure;
 pub mod records;
 pub mod stages;
 pub mod update;
+
+/// Atomic file output, from its own crate `hf-fsutil`; re-exported so `hf_core::fsutil::…`
+/// paths keep working.
+pub use hf_fsutil as fsutil;

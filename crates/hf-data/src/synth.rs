@@ -57,7 +57,7 @@ pub fn encode_idx_labels(labels: &[u8]) -> io::Result<Vec<u8>> {
 
 /// Writes `bytes` to `path` atomically, gzip-compressed if `gz` (the name is used as given).
 pub fn write_file(path: &Path, bytes: &[u8], gz: bool) -> io::Result<()> {
-    hf_core::fsutil::atomic_write(path, |w| {
+    hf_fsutil::atomic_write(path, |w| {
         if gz {
             let mut enc = GzEncoder::new(w, Compression::fast());
             enc.write_all(bytes)?;

@@ -736,7 +736,10 @@ fn split_tail_keeps_order_and_everything_but_the_examples() {
         assert_eq!(tail.image(i), ds.image(7 + i));
         assert_eq!(tail.label(i), ds.label(7 + i));
     }
-    assert_eq!((tail.classes, &tail.mean, &tail.std), (ds.classes, &ds.mean, &ds.std));
+    assert_eq!(
+        (tail.classes, &tail.mean, &tail.std),
+        (ds.classes, &ds.mean, &ds.std)
+    );
     // clamped: all of it, or none of it
     let (h, t) = ds.clone().split_tail(99);
     assert_eq!((h.len(), t.len()), (0, 10));

@@ -665,7 +665,7 @@ fn epoch(
         pressure_loss: settings.pressure * step::mask_mean(s.net.as_ref()),
         train_accuracy: es.train_accuracy,
         val_accuracy: None,
-            test_accuracy: acc,
+        test_accuracy: acc,
         weight_lr: settings.weight_lr,
         mask_lr: if settings.train_masks {
             settings.mask_lr

@@ -913,16 +913,20 @@ pub fn prune(
             }
         }
         // Magnitude baselines: prune by |w| at the start of the epoch, masks fixed otherwise.
-        let pruned_to = cfg.target_sparsity.and_then(|ts| {
-            method.density_before_epoch(ts, cfg.pruning_epochs, epoch)
-        });
+        let pruned_to = cfg
+            .target_sparsity
+            .and_then(|ts| method.density_before_epoch(ts, cfg.pruning_epochs, epoch));
         if let Some(d) = pruned_to {
             masked::magnitude_prune_to_density(net.masked(), d);
         }
         let train_masks = method.trains_masks() && !freeze;
         let s = StepSettings {
             weight_lr: plan.weight_lr(epoch),
-            mask_lr: if train_masks { plan.mask_lr(epoch) } else { 0.0 },
+            mask_lr: if train_masks {
+                plan.mask_lr(epoch)
+            } else {
+                0.0
+            },
             pressure: if method.trains_masks() { lambda } else { 0.0 },
             train_masks,
         };

@@ -366,7 +366,7 @@ pub fn write_law_csv(path: &Path, points: &[LawPoint]) -> Result<(), LawError> {
         }
     }
     let opt = |v: Option<f64>| v.map(fmt_num).unwrap_or_default();
-    hf_core::fsutil::atomic_write(path, |w: &mut dyn Write| {
+    hf_fsutil::atomic_write(path, |w: &mut dyn Write| {
         let mut wr = csv::Writer::from_writer(w);
         let mut head = vec![
             "Epoch".to_string(),

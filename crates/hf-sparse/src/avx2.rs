@@ -1,9 +1,11 @@
-//! Hand-vectorised AVX2 + FMA versions of the hot kernels (x86-64 only).
+//! Hand-vectorised AVX2 + FMA versions of the hot kernels (x86-64 only): the matrix kernels of
+//! `kernels` and the sparse convolutions of `conv`.
 //!
 //! LLVM does not reliably vectorise the portable kernels' fixed-size accumulator arrays (it
 //! picked 128-bit lanes or spilled), so the inner loops are written with intrinsics here. Each
 //! function computes exactly what its portable twin in `kernels` computes (up to float
-//! rounding order) and is tested against the same dense references.
+//! rounding order) and is tested against the same dense references. The convolutions run
+//! `conv`'s portable bodies compiled for AVX2 + FMA, the direct one with a masked AVX2 axpy.
 //!
 //! Safety contract of every function: the CPU supports AVX2 and FMA (callers only reach these
 //! through `Isa::Avx2Fma`, constructed after run-time detection), and the slices have the
@@ -11,7 +13,9 @@
 //! indices `< cols`, `row_ptr` monotone and ending at nnz), which is what makes the unchecked
 //! reads in bounds.
 
-use crate::kernels::{Csr, Sell8};
+use crate::conv::{direct_body, im2col_sparse_body};
+use crate::formats::{Csr, Sell8};
+use crate::graph::Geom;
 use crate::Activation;
 use std::arch::x86_64::*;
 
@@ -322,4 +326,69 @@ pub(crate) unsafe fn sell8_mv(
             *y.add(*s.perm.get_unchecked(base + l) as usize) = *v;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------------------------
+
+/// Direct sparse convolution of output channels `o0..` of one example: `conv`'s portable body
+/// compiled for AVX2 + FMA, with the masked AVX2 [`axpy`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn conv_direct(
+    g: &Geom,
+    a: &Csr,
+    o0: usize,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    direct_body(g, a, o0, x, bias, act, y, axpy)
+}
+
+/// Lane masks for the AVX2 axpy's tail: `MASKS[8 - r..16 - r]` enables the first `r` lanes.
+static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// `y += a·x` over `min(len)` values with 8-wide FMAs and one masked step for the tail (the
+/// rows of small planes are 7–32 long, where a scalar epilogue would dominate).
+#[inline(always)]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    // SAFETY: only reached from `conv_direct`, which runs after AVX2/FMA detection; all
+    // accesses are below `n`, the full steps by the loop bound and the tail by the mask.
+    unsafe {
+        let av = _mm256_set1_ps(a);
+        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
+        let mut i = 0;
+        while i + 8 <= n {
+            let r = _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i)));
+            _mm256_storeu_ps(yp.add(i), r);
+            i += 8;
+        }
+        if i < n {
+            let m = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (n - i)) as *const __m256i);
+            let xv = _mm256_maskload_ps(xp.add(i), m);
+            let yv = _mm256_maskload_ps(yp.add(i), m);
+            _mm256_maskstore_ps(yp.add(i), m, _mm256_fmadd_ps(av, xv, yv));
+        }
+    }
+}
+
+/// CSR × im2col convolution of output channels `o0..` of one example from its patch matrix:
+/// `conv`'s portable body compiled for AVX2 + FMA (fused multiply-adds).
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn conv_im2col_sparse(
+    plane: usize,
+    og: usize,
+    a: &Csr,
+    o0: usize,
+    col: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    im2col_sparse_body::<true>(plane, og, a, o0, col, bias, act, y)
 }

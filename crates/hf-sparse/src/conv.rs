@@ -21,8 +21,10 @@
 //! Threads: across examples when the batch is large enough, else across output channels
 //! (nnz-balanced), only above [`PAR_MIN_WORK`](crate::PAR_MIN_WORK) multiply-adds per call.
 
+use crate::dispatch::{Exec, Isa};
+use crate::formats::Csr;
 use crate::graph::Geom;
-use crate::kernels::{split_by_bounds, Csr, Exec, Isa};
+use crate::kernels::split_by_bounds;
 use crate::model::with_scratch;
 use crate::Activation;
 use rayon::prelude::*;
@@ -115,7 +117,7 @@ fn dephase(g: &Geom, x: &[f32], xs: &mut [f32]) {
 /// the example in the layout of [`phased_row`]; `axpy(a, x, y)` does `y += a·x`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn direct_body(
+pub(crate) fn direct_body(
     g: &Geom,
     a: &Csr,
     o0: usize,
@@ -216,7 +218,7 @@ fn is_pointwise(g: &Geom) -> bool {
 /// channels per group (group `o / og` reads patch rows `(o / og)·a.cols ..`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn im2col_sparse_body<const FMA: bool>(
+pub(crate) fn im2col_sparse_body<const FMA: bool>(
     plane: usize,
     og: usize,
     a: &Csr,
@@ -236,68 +238,6 @@ fn im2col_sparse_body<const FMA: bool>(
         }
         finish(act, yp);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn direct_avx2(
-    g: &Geom,
-    a: &Csr,
-    o0: usize,
-    x: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-    y: &mut [f32],
-) {
-    direct_body(g, a, o0, x, bias, act, y, axpy_avx2)
-}
-
-/// Lane masks for the AVX2 axpy's tail: `MASKS[8 - r..16 - r]` enables the first `r` lanes.
-#[cfg(target_arch = "x86_64")]
-static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-
-/// `y += a·x` over `min(len)` values with 8-wide FMAs and one masked step for the tail (the
-/// rows of small planes are 7–32 long, where a scalar epilogue would dominate).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n = x.len().min(y.len());
-    // SAFETY: only reached from `direct_avx2`, which runs after AVX2/FMA detection; all
-    // accesses are below `n`, the full steps by the loop bound and the tail by the mask.
-    unsafe {
-        let av = _mm256_set1_ps(a);
-        let (xp, yp) = (x.as_ptr(), y.as_mut_ptr());
-        let mut i = 0;
-        while i + 8 <= n {
-            let r = _mm256_fmadd_ps(av, _mm256_loadu_ps(xp.add(i)), _mm256_loadu_ps(yp.add(i)));
-            _mm256_storeu_ps(yp.add(i), r);
-            i += 8;
-        }
-        if i < n {
-            let m = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (n - i)) as *const __m256i);
-            let xv = _mm256_maskload_ps(xp.add(i), m);
-            let yv = _mm256_maskload_ps(yp.add(i), m);
-            _mm256_maskstore_ps(yp.add(i), m, _mm256_fmadd_ps(av, xv, yv));
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn im2col_sparse_avx2(
-    plane: usize,
-    og: usize,
-    a: &Csr,
-    o0: usize,
-    col: &[f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-    y: &mut [f32],
-) {
-    im2col_sparse_body::<true>(plane, og, a, o0, col, bias, act, y)
 }
 
 /// Sparse rows `o0..` of one example, given either the example (direct) or its patch matrix.
@@ -325,11 +265,11 @@ fn sparse_rows(
         // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
         #[cfg(target_arch = "x86_64")]
         (SparseConv::Direct, Isa::Avx2Fma) => unsafe {
-            direct_avx2(g, a, o0, x_or_col, bias, act, y)
+            crate::avx2::conv_direct(g, a, o0, x_or_col, bias, act, y)
         },
         #[cfg(target_arch = "x86_64")]
         (SparseConv::Im2col | SparseConv::Auto, Isa::Avx2Fma) => unsafe {
-            im2col_sparse_avx2(plane, og, a, o0, x_or_col, bias, act, y)
+            crate::avx2::conv_im2col_sparse(plane, og, a, o0, x_or_col, bias, act, y)
         },
     }
 }

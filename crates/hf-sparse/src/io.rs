@@ -1,6 +1,6 @@
 //! Writing and reading the two safetensors layouts described in FORMAT.md.
 
-use crate::kernels::Csr;
+use crate::formats::Csr;
 use crate::model::{Model, RtLayer};
 use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
@@ -212,7 +212,7 @@ pub fn write_export(path: &Path, model: &ExportModel, format: Format) -> Result<
         file: file.clone(),
         detail: format!("metadata cannot be encoded: {e}"),
     })?;
-    hf_core::fsutil::atomic_write_bytes(path, &bytes).map_err(|e| SparseError::Io {
+    hf_fsutil::atomic_write_bytes(path, &bytes).map_err(|e| SparseError::Io {
         file: file.clone(),
         action: "write",
         source: e,

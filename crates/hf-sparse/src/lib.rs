@@ -29,7 +29,9 @@
 mod avx2;
 pub mod bench;
 mod conv;
+mod dispatch;
 mod error;
+mod formats;
 mod graph;
 mod io;
 mod kernels;
@@ -44,12 +46,12 @@ mod tests_conv;
 mod tests_kernels;
 
 pub use conv::{SparseConv, AUTO_IM2COL_DENSITY};
+pub use dispatch::PAR_MIN_WORK;
 pub use error::SparseError;
 pub use hf_core::checksum::Integrity;
 pub use io::{
     col_idx_dtype, load, load_bytes, load_bytes_checked, load_checked, row_ptr_dtype, write_export,
 };
-pub use kernels::PAR_MIN_WORK;
 pub use model::{LayerFlops, Model};
 pub use spec::{
     fold_batch_norm, Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors,

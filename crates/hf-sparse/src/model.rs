@@ -1,8 +1,10 @@
 //! The runtime's loaded network and its forward pass.
 
 use crate::conv::{self, SparseConv};
+use crate::dispatch::{Exec, Isa};
+use crate::formats::{Csr, Sell8};
 use crate::graph::{Geom, Plan};
-use crate::kernels::{self, Csr, Exec, Isa, Sell8};
+use crate::kernels;
 use crate::spec::{ratio, ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate;
 use crate::SparseError;

@@ -3,8 +3,9 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)] // loops mirror the math
 
 use crate::conv::{self, SparseConv};
+use crate::dispatch::{Exec, Isa};
+use crate::formats::Csr;
 use crate::graph::{Geom, Shape};
-use crate::kernels::{Csr, Exec, Isa};
 use crate::spec::LayerSpec;
 use crate::{synthetic, Activation, ExportModel, Model};
 use rand::{Rng, SeedableRng};

@@ -3,7 +3,9 @@
 //! densities (including empty rows and fully pruned matrices).
 #![allow(clippy::needless_range_loop)] // index loops mirror the math in the references
 
-use crate::kernels::{self, Csr, Exec, Isa, Sell8};
+use crate::dispatch::{Exec, Isa};
+use crate::formats::{Csr, Sell8};
+use crate::kernels;
 use crate::{synthetic, Activation, Model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -107,7 +107,9 @@ pub fn frontier(a: &FrontierArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     for &s in &a.sparsities {
         if !(s > 0.0 && s < 100.0) {
-            bail!("--sparsities: {s} is outside (0, 100): give percentages pruned, e.g. 90,95,98,99");
+            bail!(
+                "--sparsities: {s} is outside (0, 100): give percentages pruned, e.g. 90,95,98,99"
+            );
         }
     }
     if methods.is_empty() || a.sparsities.is_empty() || a.seeds.is_empty() {
@@ -169,8 +171,10 @@ fn run_points(a: &FrontierArgs, methods: &[PruneMethod]) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the hyperflux executable")?;
     let bar = indicatif::ProgressBar::new(todo.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs {elapsed_precise} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let queue = Arc::new(Mutex::new(todo));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -186,18 +190,20 @@ fn run_points(a: &FrontierArgs, methods: &[PruneMethod]) -> Result<()> {
                     break;
                 };
                 match run_point(&exe, a, m, s, seed, &dir) {
-                    Ok(p) => bar.suspend(|| eprintln!(
-                        "{:<9} {:>5}% seed {}: density {:.3}%, val {}, test {:.2}% ({:.0}s)",
-                        p.method,
-                        p.target_sparsity,
-                        p.seed,
-                        p.density,
-                        p.val_accuracy
-                            .map(|v| format!("{v:.2}%"))
-                            .unwrap_or_else(|| "-".into()),
-                        p.test_accuracy,
-                        p.seconds
-                    )),
+                    Ok(p) => bar.suspend(|| {
+                        eprintln!(
+                            "{:<9} {:>5}% seed {}: density {:.3}%, val {}, test {:.2}% ({:.0}s)",
+                            p.method,
+                            p.target_sparsity,
+                            p.seed,
+                            p.density,
+                            p.val_accuracy
+                                .map(|v| format!("{v:.2}%"))
+                                .unwrap_or_else(|| "-".into()),
+                            p.test_accuracy,
+                            p.seconds
+                        )
+                    }),
                     Err(e) => {
                         let msg = format!("{m} {s}% seed {seed}: {e:#}");
                         bar.suspend(|| eprintln!("failed: {msg}"));
@@ -246,7 +252,8 @@ fn run_point(
         .arg(dir)
         .arg("--quiet");
     if let Some(f) = &a.from {
-        cmd.arg("--from").arg(f.replace("{seed}", &seed.to_string()));
+        cmd.arg("--from")
+            .arg(f.replace("{seed}", &seed.to_string()));
     }
     cmd.args(&a.prune_args)
         .stdin(Stdio::null())
@@ -552,7 +559,10 @@ fn plot(out: &Path, points: &[Point], summary: &[Summary]) -> Result<Vec<PathBuf
             ));
         }
     }
-    let title = match (points.first(), points.iter().all(|p| p.model == points[0].model)) {
+    let title = match (
+        points.first(),
+        points.iter().all(|p| p.model == points[0].model),
+    ) {
         (Some(p), true) => format!("{} on {}: sparsity–accuracy frontier", p.model, p.dataset),
         _ => "sparsity–accuracy frontier".to_string(),
     };
@@ -597,12 +607,18 @@ mod tests {
         ];
         let s = summarise(&pts);
         assert_eq!(s.len(), 3);
-        assert_eq!((s[0].method.as_str(), s[0].target_sparsity), ("hyperflux", 90.0));
+        assert_eq!(
+            (s[0].method.as_str(), s[0].target_sparsity),
+            ("hyperflux", 90.0)
+        );
         assert_eq!(s[0].runs, 2);
         assert!((s[0].test.0 - 97.5).abs() < 1e-12);
         assert!((s[0].test.1 - 0.5f64.sqrt()).abs() < 1e-12);
         assert!((s[0].val.0 - 97.0).abs() < 1e-12);
-        assert_eq!((s[1].method.as_str(), s[1].target_sparsity), ("hyperflux", 99.0));
+        assert_eq!(
+            (s[1].method.as_str(), s[1].target_sparsity),
+            ("hyperflux", 99.0)
+        );
         assert_eq!(s[1].test.1, 0.0);
         assert_eq!(s[2].method, "gmp");
     }
@@ -618,7 +634,11 @@ mod tests {
     #[test]
     fn points_are_collected_in_order_and_reported() {
         let dir = tempfile::tempdir().unwrap();
-        for p in [pt("oneshot", 95.0, 0, 96.0), pt("hyperflux", 95.0, 1, 97.0), pt("hyperflux", 95.0, 0, 97.4)] {
+        for p in [
+            pt("oneshot", 95.0, 0, 96.0),
+            pt("hyperflux", 95.0, 1, 97.0),
+            pt("hyperflux", 95.0, 0, 97.4),
+        ] {
             let m: PruneMethod = p.method.parse().unwrap();
             let d = point_dir(dir.path(), m, p.target_sparsity, p.seed);
             std::fs::create_dir_all(&d).unwrap();
@@ -626,7 +646,10 @@ mod tests {
         }
         let pts = collect_points(dir.path()).unwrap();
         let keys: Vec<(&str, u64)> = pts.iter().map(|p| (p.method.as_str(), p.seed)).collect();
-        assert_eq!(keys, vec![("hyperflux", 0), ("hyperflux", 1), ("oneshot", 0)]);
+        assert_eq!(
+            keys,
+            vec![("hyperflux", 0), ("hyperflux", 1), ("oneshot", 0)]
+        );
         report(dir.path()).unwrap();
         let csv = std::fs::read_to_string(dir.path().join("frontier.csv")).unwrap();
         assert!(csv.starts_with(
@@ -634,7 +657,10 @@ mod tests {
         ));
         assert_eq!(csv.lines().count(), 4);
         let sum = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
-        assert!(sum.lines().nth(1).unwrap().starts_with("hyperflux,95,2,5,"), "{sum}");
+        assert!(
+            sum.lines().nth(1).unwrap().starts_with("hyperflux,95,2,5,"),
+            "{sum}"
+        );
         assert!(dir.path().join("frontier.png").exists());
         assert!(dir.path().join("frontier.svg").exists());
     }

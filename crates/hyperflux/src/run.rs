@@ -110,7 +110,9 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
         }
     }
     if let Some(m) = &a.method {
-        cfg.method = m.parse().map_err(|e: String| anyhow::anyhow!("--method {m}: {e}"))?;
+        cfg.method = m
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--method {m}: {e}"))?;
     }
     if let Some(p) = a.pressure {
         cfg.pressure = Some(p);
