@@ -1,6 +1,7 @@
-//! The settings of the law experiments and their validation: [`LawConfig`] (one measurement,
-//! `hyperflux law`, with the Taylor score mode [`TaylorScore`]) and [`ConvergeConfig`]
-//! (fixed-pressure convergence runs, `hyperflux converge`).
+//! The settings of the law experiments, their defaults and their validation: [`LawConfig`] (one
+//! measurement, `hyperflux law`, with the Taylor score mode [`TaylorScore`] and the table of
+//! which family reads which setting, [`FamilySetting`]) and [`ConvergeConfig`] (fixed-pressure
+//! convergence runs, `hyperflux converge`).
 
 use super::Family;
 use hf_core::config::{CommonConfig, ConfigError, OptimConfig};
@@ -29,6 +30,119 @@ impl FromStr for TaylorScore {
                 "unknown Taylor score {other:?}: use abs-of-mean or mean-of-abs"
             )),
         }
+    }
+}
+
+impl TaylorScore {
+    /// The name the settings and flags use (`abs-of-mean`, `mean-of-abs`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaylorScore::AbsOfMean => "abs-of-mean",
+            TaylorScore::MeanOfAbs => "mean-of-abs",
+        }
+    }
+}
+
+/// A setting of [`LawConfig`] that only some families read: which ones, what it sets, and its
+/// default (the CLI's flag help is made from these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilySetting {
+    /// [`LawConfig::start_exponent`].
+    StartExponent,
+    /// [`LawConfig::block_epochs`].
+    BlockEpochs,
+    /// [`LawConfig::blocks`].
+    Blocks,
+    /// [`LawConfig::flux_quantile`].
+    FluxQuantile,
+    /// [`LawConfig::rate`].
+    Rate,
+    /// [`LawConfig::steps`].
+    Steps,
+    /// [`LawConfig::finetune_epochs`].
+    FinetuneEpochs,
+    /// [`LawConfig::min_density`].
+    MinDensity,
+    /// [`LawConfig::taylor_batches`].
+    TaylorBatches,
+    /// [`LawConfig::taylor_score`].
+    TaylorScore,
+}
+
+impl FamilySetting {
+    /// Every family-specific setting, in the order the CLI lists them.
+    pub const ALL: [FamilySetting; 10] = [
+        FamilySetting::StartExponent,
+        FamilySetting::BlockEpochs,
+        FamilySetting::Blocks,
+        FamilySetting::FluxQuantile,
+        FamilySetting::Rate,
+        FamilySetting::Steps,
+        FamilySetting::FinetuneEpochs,
+        FamilySetting::MinDensity,
+        FamilySetting::TaylorBatches,
+        FamilySetting::TaylorScore,
+    ];
+
+    /// The families that read the setting.
+    pub fn families(self) -> &'static [Family] {
+        use Family::*;
+        match self {
+            Self::StartExponent | Self::BlockEpochs | Self::Blocks | Self::FluxQuantile => &[L0],
+            Self::Rate | Self::Steps | Self::MinDensity => &[Magnitude, Taylor, Oneshot],
+            Self::FinetuneEpochs => &[Magnitude, Taylor],
+            Self::TaylorBatches | Self::TaylorScore => &[Taylor],
+        }
+    }
+
+    /// What the setting sets.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::StartExponent => "exponent k of the first pressure λ = 2^k",
+            Self::BlockEpochs => "epochs per pressure block (K); λ doubles after each block",
+            Self::Blocks => "number of pressure blocks (points)",
+            Self::FluxQuantile => {
+                "quantile of the survivors' flux recorded next to the minimum (QuantileFlux and \
+                 QuantileRmsFlux columns)"
+            }
+            Self::Rate => "fraction of the remaining weights removed per step",
+            Self::Steps => "number of pruning steps (points)",
+            Self::FinetuneEpochs => "fine-tuning epochs after each step (masks frozen)",
+            Self::MinDensity => "stop once the density (percent) is at or below this",
+            Self::TaylorBatches => "training batches the score |w·∂L/∂w| is computed over",
+            Self::TaylorScore => {
+                "abs-of-mean (|w·ḡ|, ḡ the mean gradient over the batches) or mean-of-abs \
+                 (per-batch |w·g| averaged)"
+            }
+        }
+    }
+
+    /// The setting's value in `cfg`, written as a flag takes it.
+    pub fn value(self, cfg: &LawConfig) -> String {
+        match self {
+            Self::StartExponent => cfg.start_exponent.to_string(),
+            Self::BlockEpochs => cfg.block_epochs.to_string(),
+            Self::Blocks => cfg.blocks.to_string(),
+            Self::FluxQuantile => cfg.flux_quantile.to_string(),
+            Self::Rate => cfg.rate.to_string(),
+            Self::Steps => cfg.steps.to_string(),
+            Self::FinetuneEpochs => cfg.finetune_epochs.to_string(),
+            Self::MinDensity => cfg.min_density.to_string(),
+            Self::TaylorBatches => cfg.taylor_batches.to_string(),
+            Self::TaylorScore => cfg.taylor_score.name().to_string(),
+        }
+    }
+
+    /// The flag help: `families: what it sets [default: D]`, e.g.
+    /// `l0: number of pressure blocks (points) [default: 13]`, D from [`LawConfig::default`].
+    pub fn help(self) -> String {
+        let families: Vec<&str> = self.families().iter().map(Family::name).collect();
+        format!(
+            "{}: {} [default: {}]",
+            families.join("/"),
+            self.about(),
+            self.value(&LawConfig::default())
+        )
     }
 }
 

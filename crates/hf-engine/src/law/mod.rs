@@ -37,9 +37,9 @@ mod prune;
 mod session;
 mod stats;
 
-pub use config::{ConvergeConfig, LawConfig, TaylorScore};
+pub use config::{ConvergeConfig, FamilySetting, LawConfig, TaylorScore};
 pub use converge::{converge, ConvergeTrace, DensitySample};
-pub use family::Family;
+pub use family::{Family, FluxLaw};
 pub use measure::{measure, LawOutcome, LawSample};
 pub use prune::{magnitude_scores, prune_lowest, taylor_scores, PruneStep};
 pub use stats::{flux_stats, rms_flux_stats, FluxStats, SurvivorQuantiles};
