@@ -8,7 +8,7 @@
 
 use hf_core::update::OptimKind;
 use hf_data::{Augment, BatchConfig, DatasetKind, Split};
-use hf_engine::network;
+use hf_engine::models;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use hf_engine::trainer::to_tensors;
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ fn main() {
         .unwrap_or_else(|_| hf_data::synth::dataset(kind, 128 * n_batches, 1));
     let shape = [ds.channels as i64, ds.height as i64, ds.width as i64];
     tch::manual_seed(0);
-    let mut net = match network::build(&model, shape, 10, (0.2, 0.5), Device::Cpu) {
+    let mut net = match models::build(&model, shape, 10, (0.2, 0.5), Device::Cpu) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: {e}");

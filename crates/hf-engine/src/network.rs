@@ -170,51 +170,12 @@ pub fn evaluate<N: Network + ?Sized>(
     )
 }
 
-/// Every model name with the input shape it is listed with by `hyperflux models`.
-pub const MODELS: &[(&str, [i64; 3])] = &[
-    ("lenet300", [1, 28, 28]),
-    ("lenet5", [1, 28, 28]),
-    ("vgg-narrow", [1, 28, 28]),
-    ("resnet20", [3, 32, 32]),
-    ("vgg19", [3, 32, 32]),
-    ("resnet50", [3, 32, 32]),
-];
-
-/// Builds a model by name for a dataset shape. Names: `lenet300` (LeNet-300-100) and the
-/// convolutional models of [`crate::models`] (`lenet5`, `vgg-narrow`, `resnet20`, `vgg19`, `resnet50`).
-pub fn build(
-    arch: &str,
-    input: [i64; 3],
-    classes: i64,
-    mask_init: (f64, f64),
-    device: Device,
-) -> Result<Box<dyn Network>, EngineError> {
-    match arch {
-        // LeNet-300-100 is defined on 28×28 grey images; other inputs are refused by
-        // `trainer::check_fits` rather than silently widening the first layer.
-        "lenet300" | "lenet-300-100" => Ok(Box::new(crate::mlp::Mlp::new(
-            "lenet300",
-            [1, 28, 28],
-            &[300, 100],
-            classes,
-            mask_init,
-            device,
-        ))),
-        conv if crate::models::knows(conv) => {
-            crate::models::build(conv, input, classes, mask_init, device)
-        }
-        other => Err(EngineError::Model(format!(
-            "unknown model {other:?}: run `hyperflux models` for the list"
-        ))),
-    }
-}
-
 /// Builds the network a run starts from.
 ///
 /// - `source` is a checkpoint (resume, or `--from`) holding an imported graph (metadata key
 ///   `graph`): that graph is rebuilt (its tensors are restored by the caller).
 /// - `model` is `onnx:PATH`: the ONNX file is imported and the network starts from its weights.
-/// - otherwise `model` names a built-in architecture ([`build`]).
+/// - otherwise `model` names a built-in architecture ([`crate::models::build`]).
 pub fn build_for(
     model: &str,
     source: Option<&crate::checkpoint::Checkpoint>,
@@ -238,7 +199,7 @@ pub fn build_for(
             device,
         )?));
     }
-    build(model, input, classes, mask_init, device)
+    crate::models::build(model, input, classes, mask_init, device)
 }
 
 /// The imported network a checkpoint describes (without its tensors), or `None` when the

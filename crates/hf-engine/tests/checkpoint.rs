@@ -210,7 +210,7 @@ fn batchnorm_running_statistics_round_trip() {
     let _serial = torch_lock();
     tch::manual_seed(5);
     let mut net =
-        hf_engine::network::build("vgg-narrow", [1, 28, 28], 10, (-0.1, 0.5), Device::Cpu).unwrap();
+        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (-0.1, 0.5), Device::Cpu).unwrap();
     let mut opt = HyperfluxOptim::new(net.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
     let x = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 + 0.5;
     let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
@@ -277,7 +277,7 @@ fn batchnorm_running_statistics_round_trip() {
 
     tch::manual_seed(77);
     let fresh =
-        hf_engine::network::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
     let fresh_opt =
         HyperfluxOptim::new(fresh.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
     ck.restore_net(fresh.as_ref(), true).unwrap();

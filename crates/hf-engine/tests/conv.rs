@@ -7,8 +7,8 @@ use hf_core::update::OptimKind;
 use hf_data::{Augment, DatasetKind};
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::conv::{Conv2d, ConvSpec, Linear};
-use hf_engine::models::{Body, Builder, ConvNet};
-use hf_engine::network::{self, autograd_grads, Network};
+use hf_engine::models::{self, Body, Builder, ConvNet};
+use hf_engine::network::{autograd_grads, Network};
 use hf_engine::norm::BatchNorm2d;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use hf_engine::{loss, trainer};
@@ -211,7 +211,7 @@ fn batchnorm_train_and_eval_behaviour() {
 fn bn_model_eval_is_per_example_train_is_per_batch() {
     let _serial = torch_lock();
     tch::manual_seed(14);
-    let net = network::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+    let net = models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
     assert_eq!(net.buffers().len(), 12);
     let (x, _) = batch(6, [1, 28, 28], 10);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
@@ -245,7 +245,7 @@ fn model_prunable_counts_match_the_spec() {
         ("lenet300", [1, 28, 28], 10, 266_200),
     ];
     for &(name, shape, classes, n) in cases {
-        let net = network::build(name, shape, classes, (0.2, 0.5), Device::Cpu).unwrap();
+        let net = models::build(name, shape, classes, (0.2, 0.5), Device::Cpu).unwrap();
         assert_eq!(net.prunable(), n, "{name} {shape:?} {classes}");
         assert_eq!(net.arch(), name);
         assert_eq!(net.input_shape(), shape);
@@ -267,25 +267,36 @@ fn model_prunable_counts_match_the_spec() {
             assert_eq!(net.masked()[0].w.size(), [64, 3, 3, 3]);
         }
     }
-    for (name, shape) in network::MODELS {
-        network::build(name, *shape, 10, (0.2, 0.5), Device::Cpu).unwrap();
+    for m in models::MODELS {
+        let net = (m.build)(m.input, 10, (0.2, 0.5), Device::Cpu).unwrap();
+        assert_eq!(net.arch(), m.name);
+        for alias in m.aliases {
+            assert_eq!(models::canonical(alias), Some(m.name));
+            assert_eq!(
+                models::build(alias, m.input, 10, (0.2, 0.5), Device::Cpu)
+                    .unwrap()
+                    .arch(),
+                m.name
+            );
+        }
     }
+    assert_eq!(models::canonical("vgg21"), None);
 }
 
 #[test]
 fn unknown_or_too_small_models_give_one_line_errors() {
     let _serial = torch_lock();
-    let e = network::build("vgg21", [3, 32, 32], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg21", [3, 32, 32], 10, (0.2, 0.5), Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("vgg21") && e.contains("hyperflux models"), "{e}");
-    let e = network::build("vgg19", [3, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg19", [3, 8, 8], 10, (0.2, 0.5), Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("16x16") && !e.contains('\n'), "{e}");
-    let e = network::build("lenet5", [1, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("lenet5", [1, 8, 8], 10, (0.2, 0.5), Device::Cpu)
         .err()
         .unwrap()
         .to_string();

@@ -433,3 +433,58 @@ fn settings_are_validated() {
     assert_eq!("imp".parse::<Family>().unwrap(), Family::Magnitude);
     assert!("bogus".parse::<Family>().is_err());
 }
+
+/// The per-family tables: help texts with the defaults of `LawConfig::default()`, file names,
+/// and the L0 laws derived from measured flux.
+#[test]
+fn family_tables() {
+    assert_eq!(
+        law::FamilySetting::Blocks.help(),
+        "l0: number of pressure blocks (points) [default: 13]"
+    );
+    assert_eq!(
+        law::FamilySetting::TaylorScore.help(),
+        "taylor: abs-of-mean (|w·ḡ|, ḡ the mean gradient over the batches) or mean-of-abs \
+         (per-batch |w·g| averaged) [default: abs-of-mean]"
+    );
+    for s in law::FamilySetting::ALL {
+        assert!(!s.families().is_empty() && s.help().ends_with(']'), "{s:?}");
+    }
+    let h = Family::choices_help();
+    assert!(
+        h.starts_with("Pruning family: l0 (Hyperflux pressure ladder), "),
+        "{h}"
+    );
+    assert!(
+        h.contains(", taylor (") && h.contains(" or oneshot ("),
+        "{h}"
+    );
+    for f in Family::ALL {
+        assert_eq!(f.name().parse::<Family>().unwrap(), f);
+        assert_eq!(f.csv_file(), format!("{}.csv", f.name()));
+    }
+    assert_eq!(Family::L0.plot_stem(), "l0_law");
+    assert!(Family::Magnitude.flux_laws().is_empty());
+    let files: Vec<&str> = Family::L0.flux_laws().iter().map(|l| l.file).collect();
+    assert_eq!(files, ["l0_flux.csv", "l0_rms_flux.csv"]);
+    let point = |flux: f64| LawSample {
+        epoch: Some(3.0),
+        saliency: 0.5,
+        remaining: 40.0,
+        accuracy: 90.0,
+        extras: vec![
+            ("Pressure".to_string(), 0.5),
+            ("QuantileFlux".to_string(), flux),
+        ],
+    };
+    let derived = Family::L0.flux_laws()[0].points(&[point(0.25), point(0.0)]);
+    assert_eq!(derived.len(), 1, "rows without a positive flux are dropped");
+    assert_eq!(derived[0].saliency, 0.25);
+    assert_eq!(
+        derived[0].extras,
+        [
+            ("Pressure".to_string(), 0.5),
+            ("QuantileFlux".to_string(), 0.25)
+        ]
+    );
+}

@@ -14,7 +14,9 @@ use clap::Args;
 use hf_core::config::{self, CommonConfig, OptimConfig};
 use hf_core::fsutil::{atomic_write, atomic_write_bytes};
 use hf_core::records::{EpochRecord, RecordLog};
-use hf_engine::law::{self, ConvergeConfig, ConvergeTrace, Family, LawConfig, LawSample};
+use hf_engine::law::{
+    self, ConvergeConfig, ConvergeTrace, Family, FamilySetting, LawConfig, LawSample,
+};
 use hf_engine::trainer::Observer;
 use hf_law::{FitOptions, FitReport, LawPoint, PowerFit};
 use hf_plot::{Chart, Series, Style};
@@ -98,43 +100,29 @@ pub struct RunArgs {
 pub struct LawArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Pruning family: l0 (Hyperflux pressure ladder), magnitude (iterative global magnitude
-    /// pruning), taylor (iterative first-order Taylor pruning) or oneshot (magnitude control:
-    /// prune the dense net directly to each density, no fine-tuning).
-    #[arg(long, value_parser = parse_family)]
+    // The help of the family and its settings comes from the engine (`Family`,
+    // `FamilySetting`), with the defaults of `LawConfig::default()`.
+    #[arg(long, value_parser = parse_family, help = Family::choices_help())]
     pub family: Option<Family>,
-    /// l0: exponent k of the first pressure λ = 2^k [default: -8].
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, help = FamilySetting::StartExponent.help())]
     pub start_exponent: Option<i32>,
-    /// l0: epochs per pressure block (K); λ doubles after each block [default: 3].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::BlockEpochs.help())]
     pub block_epochs: Option<usize>,
-    /// l0: number of pressure blocks (points) [default: 13].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::Blocks.help())]
     pub blocks: Option<usize>,
-    /// l0: quantile of the survivors' flux recorded next to the minimum (QuantileFlux and
-    /// QuantileRmsFlux columns) [default: 0.01].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::FluxQuantile.help())]
     pub flux_quantile: Option<f64>,
-    /// magnitude/taylor/oneshot: fraction of the remaining weights removed per step [default: 0.1].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::Rate.help())]
     pub rate: Option<f64>,
-    /// magnitude/taylor/oneshot: number of pruning steps (points) [default: 55].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::Steps.help())]
     pub steps: Option<usize>,
-    /// magnitude/taylor: fine-tuning epochs after each step (masks frozen) [default: 1].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::FinetuneEpochs.help())]
     pub finetune_epochs: Option<usize>,
-    /// magnitude/taylor/oneshot: stop once the density (percent) is at or below this
-    /// [default: 0.1].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::MinDensity.help())]
     pub min_density: Option<f64>,
-    /// taylor: training batches the score |w·∂L/∂w| is computed over [default: 10].
-    #[arg(long)]
+    #[arg(long, help = FamilySetting::TaylorBatches.help())]
     pub taylor_batches: Option<usize>,
-    /// taylor: abs-of-mean (|w·ḡ|, ḡ the mean gradient over the batches) or mean-of-abs
-    /// (per-batch |w·g| averaged) [default: abs-of-mean].
-    #[arg(long, value_parser = parse_taylor)]
+    #[arg(long, value_parser = parse_taylor, help = FamilySetting::TaylorScore.help())]
     pub taylor_score: Option<law::TaylorScore>,
     /// Region 2 of the automatic fit, LO:HI in density percent (LO < s <= HI).
     #[arg(long, default_value = "0.5:50", value_parser = parse_region)]
@@ -388,32 +376,6 @@ fn to_point(s: &LawSample) -> LawPoint {
     }
 }
 
-fn extra(p: &LawPoint, name: &str) -> Option<f64> {
-    p.extras.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
-}
-
-/// The L0 points re-expressed with a measured flux statistic of the survivors (extras column
-/// `column`) as saliency, on the rows where it is positive; the pressure is kept as a column.
-fn flux_points(points: &[LawPoint], column: &str) -> Vec<LawPoint> {
-    points
-        .iter()
-        .filter_map(|p| {
-            let q = extra(p, column)?;
-            (q > 0.0).then(|| {
-                let mut extras = vec![("Pressure".to_string(), p.saliency)];
-                extras.extend(p.extras.iter().filter(|(k, _)| k != "Pressure").cloned());
-                LawPoint {
-                    epoch: p.epoch,
-                    saliency: q,
-                    remaining: p.remaining,
-                    accuracy: p.accuracy,
-                    extras,
-                }
-            })
-        })
-        .collect()
-}
-
 /// Holds `out` for this run (refused while another live run writes there) and removes the
 /// temporary files killed runs left in it.
 fn lock_output(out: &Path) -> Result<hf_core::fsutil::DirLock> {
@@ -445,7 +407,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let _lock = lock_output(&out)?;
     write_settings(&out, &cfg)?;
-    let csv = out.join(format!("{}.csv", family.name()));
+    let csv = out.join(family.csv_file());
     eprintln!(
         "measuring the {} law from {} into {} (Saliency = {})",
         family.name(),
@@ -486,25 +448,20 @@ pub fn law(a: &LawArgs) -> Result<()> {
     if let Some(why) = &outcome.stopped_early {
         notes.push(format!("stopped early: {why}"));
     }
-    if family == Family::L0 {
-        // The law with measured flux instead of λ: the survivors' low flux quantile (the
-        // hypothesis' minimum saliency, made robust) and their low RMS-flux quantile.
-        for (name, column) in [
-            ("l0_flux.csv", "QuantileFlux"),
-            ("l0_rms_flux.csv", "QuantileRmsFlux"),
-        ] {
-            let fp = flux_points(&points, column);
-            if fp.len() >= hf_law::MIN_POINTS {
-                let f = out.join(name);
-                hf_law::write_law_csv(&f, &fp)?;
-                files.push(f);
-            } else {
-                notes.push(format!(
-                    "{name} not written: only {} of {} blocks have a positive {column}",
-                    fp.len(),
-                    points.len()
-                ));
-            }
+    for fl in family.flux_laws() {
+        let fp: Vec<LawPoint> = fl.points(&outcome.samples).iter().map(to_point).collect();
+        if fp.len() >= hf_law::MIN_POINTS {
+            let f = out.join(fl.file);
+            hf_law::write_law_csv(&f, &fp)?;
+            files.push(f);
+        } else {
+            notes.push(format!(
+                "{} not written: only {} of {} blocks have a positive {}",
+                fl.file,
+                fp.len(),
+                points.len(),
+                fl.column
+            ));
         }
     }
     let n_points = points.len();
@@ -512,7 +469,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
         let report = hf_law::run_fit(&FitOptions {
             files,
             region2: a.region2,
-            plot_stem: Some(out.join(format!("{}_law", family.name()))),
+            plot_stem: Some(out.join(family.plot_stem())),
             skip_nonpositive: true,
         })?;
         write_text(&out.join("fit.txt"), &report.to_table())?;

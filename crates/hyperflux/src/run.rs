@@ -401,11 +401,12 @@ fn write_logits(
 
 fn models(a: &ModelsArgs) -> Result<()> {
     println!("{:<12} {:<14} {:>12}", "model", "input", "prunable");
-    for (name, shape) in hf_engine::network::MODELS {
-        let net = hf_engine::network::build(name, *shape, a.classes, (0.2, 0.5), tch::Device::Cpu)?;
+    for m in hf_engine::models::MODELS {
+        let net = (m.build)(m.input, a.classes, (0.2, 0.5), tch::Device::Cpu)?;
         println!(
-            "{name:<12} {:<14} {:>12}",
-            format!("{:?}", shape),
+            "{:<12} {:<14} {:>12}",
+            m.name,
+            format!("{:?}", m.input),
             net.prunable()
         );
     }

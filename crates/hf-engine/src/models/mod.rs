@@ -1,16 +1,23 @@
-//! The convolutional model families: LeNet-5, VGG (VGG-19 in the CIFAR layout of spec §5 and a
-//! narrow CPU-sized VGG) and ResNet (ResNet-50 in the CIFAR layout and the CPU-sized ResNet-20).
+//! The built-in models and the machinery of the convolutional ones. [`registry`] is the one
+//! table of every built-in model (name, aliases, input shape, description, constructor) that
+//! `hyperflux models`, name canonicalisation and [`build`] read: LeNet-300-100 ([`crate::mlp`]),
+//! LeNet-5, VGG (VGG-19 in the CIFAR layout of spec §5 and a narrow CPU-sized VGG) and ResNet
+//! (ResNet-50 in the CIFAR layout and the CPU-sized ResNet-20). [`graph`] is an imported ONNX
+//! network.
 //!
 //! Every conv and linear weight is a [`MaskedWeight`] (first conv, projection shortcuts and the
 //! classifier included); biases and BatchNorm scale/shift are free parameters; BatchNorm running
-//! statistics are buffers. A model is a [`ConvNet`]: those tensors plus a [`Body`] that wires the
+//! statistics are buffers. A convolutional model is a [`ConvNet`]: those tensors plus a [`Body`] that wires the
 //! layers, so every model gets the Hyperflux gradients through
 //! [`crate::network::autograd_grads`] with no model-specific backward code.
 
 pub mod graph;
 pub mod lenet5;
+pub mod registry;
 pub mod resnet;
 pub mod vgg;
+
+pub use registry::{build, canonical, find, ModelEntry, MODELS};
 
 use crate::conv::{self, Conv2d, ConvSpec, Linear};
 use crate::masked::MaskedWeight;
@@ -19,99 +26,6 @@ use crate::norm::BatchNorm2d;
 use crate::EngineError;
 use hf_sparse::{Activation, LayerSpec, LayerTensors};
 use tch::{Device, Tensor};
-
-/// Every convolutional model: name, the input shape `hyperflux models` lists it with, and a
-/// one-line description.
-pub const CONV_MODELS: &[(&str, [i64; 3], &str)] = &[
-    (
-        "lenet5",
-        [1, 28, 28],
-        "LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, 84 (biases, no BN)",
-    ),
-    (
-        "vgg19",
-        [3, 32, 32],
-        "VGG-19 (CIFAR): 16 conv3x3+BN, 4 max-pools, avg-pool, linear 512",
-    ),
-    (
-        "vgg-narrow",
-        [1, 28, 28],
-        "narrow VGG: conv3x3+BN [16,M,32,M,64,64,M,128,128], avg-pool, linear 128",
-    ),
-    (
-        "resnet50",
-        [3, 32, 32],
-        "ResNet-50 (CIFAR): 3x3 stem, bottlenecks [3,4,6,3] x4, projection shortcuts",
-    ),
-    (
-        "resnet20",
-        [3, 32, 32],
-        "ResNet-20 (CIFAR): basic blocks [3,3,3], widths 16/32/64, projection shortcuts",
-    ),
-];
-
-/// Whether `arch` names a convolutional model (aliases included).
-pub fn knows(arch: &str) -> bool {
-    canonical(arch).is_some()
-}
-
-/// The canonical name of a model name or alias.
-fn canonical(arch: &str) -> Option<&'static str> {
-    Some(match arch {
-        "lenet5" | "lenet-5" => "lenet5",
-        "vgg19" | "vgg-19" => "vgg19",
-        "vgg-narrow" | "vgg_narrow" | "vggnarrow" => "vgg-narrow",
-        "resnet50" | "resnet-50" => "resnet50",
-        "resnet20" | "resnet-20" => "resnet20",
-        _ => return None,
-    })
-}
-
-/// Builds a convolutional model by name for inputs of shape `input` (C, H, W) and `classes`
-/// classes. Fails with one line when the name is unknown or the input is too small.
-pub fn build(
-    arch: &str,
-    input: [i64; 3],
-    classes: i64,
-    mask_init: (f64, f64),
-    device: Device,
-) -> Result<Box<dyn Network>, EngineError> {
-    let name = canonical(arch).ok_or_else(|| {
-        EngineError::Model(format!(
-            "unknown model {arch:?}: run `hyperflux models` for the list"
-        ))
-    })?;
-    if input.iter().any(|&d| d <= 0) || classes <= 0 {
-        return Err(EngineError::Model(format!(
-            "model {name}: input {input:?} with {classes} classes is not a valid data shape"
-        )));
-    }
-    let mut b = Builder::new(device, mask_init);
-    let body: Box<dyn Body> = match name {
-        "lenet5" => Box::new(lenet5::LeNet5::new(&mut b, input, classes)?),
-        "vgg19" => Box::new(vgg::Vgg::new(&mut b, vgg::VGG19, input, classes, name)?),
-        "vgg-narrow" => Box::new(vgg::Vgg::new(
-            &mut b,
-            vgg::VGG_NARROW,
-            input,
-            classes,
-            name,
-        )?),
-        "resnet50" => Box::new(resnet::ResNet::new(
-            &mut b,
-            &resnet::RESNET50,
-            input,
-            classes,
-        )?),
-        _ => Box::new(resnet::ResNet::new(
-            &mut b,
-            &resnet::RESNET20,
-            input,
-            classes,
-        )?),
-    };
-    Ok(Box::new(b.finish(name, input, classes, body)))
-}
 
 /// The wiring of a model: a forward pass over effective weights, and its buffers.
 pub trait Body: Send {

@@ -1,0 +1,119 @@
+//! The L0 runner: Hyperflux under a doubling pressure ladder `λ = 2^k`, one point per block with
+//! the flux statistics of the block's last epoch.
+
+use super::session::{epoch, Setup};
+use super::{flux_stats, rms_flux_stats, LawConfig, LawSample};
+use crate::network::Network;
+use crate::step::{HyperfluxOptim, StepSettings};
+use crate::trainer::Observer;
+use crate::EngineError;
+use tch::Tensor;
+
+/// The L0 pressure ladder; returns (epochs run, early-stop reason).
+pub(super) fn l0_ladder(
+    cfg: &LawConfig,
+    s: &mut Setup,
+    obs: &mut dyn Observer,
+    emit: &mut dyn FnMut(LawSample),
+) -> Result<(usize, Option<String>), EngineError> {
+    let mut opt = HyperfluxOptim::new(
+        s.net.as_ref(),
+        cfg.optimizer.kind()?,
+        cfg.optimizer.weight_decay,
+        cfg.ste_scale,
+    );
+    let n = s.net.prunable() as f64;
+    let total = cfg.blocks * cfg.block_epochs;
+    let mut e = 0;
+    for j in 0..cfg.blocks {
+        let k = cfg.start_exponent + j as i32;
+        let lambda = 2f64.powi(k);
+        let settings = StepSettings {
+            weight_lr: cfg.optimizer.lr,
+            mask_lr: cfg.mask_lr,
+            pressure: lambda,
+            train_masks: true,
+        };
+        let mut last = None;
+        let zeros = |s: &Setup| -> Vec<Tensor> {
+            s.net.masked().iter().map(|mw| mw.w.zeros_like()).collect()
+        };
+        // Over the block's last epoch: Σφ (filled by the step), the sum before the current
+        // step, and Σφ² (from the difference after each step).
+        let (flux, prev, sq) = (zeros(s), zeros(s), zeros(s));
+        for b in 1..=cfg.block_epochs {
+            e += 1;
+            let measure = b == cfg.block_epochs;
+            let mut hook = |_: usize, _: &dyn Network| {
+                tch::no_grad(|| {
+                    for ((f, p), q) in flux.iter().zip(&prev).zip(&sq) {
+                        let d = f - p;
+                        let _ = q.shallow_clone().addcmul_(&d, &d);
+                        p.shallow_clone().copy_(f);
+                    }
+                })
+            };
+            last = Some(epoch(
+                s,
+                &mut opt,
+                &cfg.common,
+                "pruning",
+                e,
+                total,
+                &settings,
+                obs,
+                measure.then_some(flux.as_slice()),
+                if measure { Some(&mut hook) } else { None },
+            )?);
+        }
+        let (rec, es) = last.expect("block_epochs >= 1");
+        let equilibrium = lambda / (cfg.ste_scale * n);
+        let fs = flux_stats(
+            s.net.as_ref(),
+            &flux,
+            es.steps,
+            cfg.flux_quantile,
+            equilibrium,
+        );
+        if rec.density <= 0.0 {
+            return Ok((
+                e,
+                Some(format!(
+                    "every weight was pruned at λ = 2^{k}; later blocks would stay empty"
+                )),
+            ));
+        }
+        let mut extras = vec![
+            ("Pressure".to_string(), lambda),
+            ("Exponent".to_string(), k as f64),
+            ("EquilibriumFlux".to_string(), equilibrium),
+        ];
+        if let Some(fs) = fs {
+            extras.extend([
+                ("MinFlux".to_string(), fs.min),
+                ("QuantileFlux".to_string(), fs.quantile),
+                ("MedianFlux".to_string(), fs.median),
+                ("BelowEquilibrium".to_string(), fs.below_equilibrium),
+            ]);
+        }
+        if let Some(r) = rms_flux_stats(s.net.as_ref(), &sq, es.steps, cfg.flux_quantile) {
+            extras.extend([
+                ("MinRmsFlux".to_string(), r.min),
+                ("QuantileRmsFlux".to_string(), r.quantile),
+                ("MedianRmsFlux".to_string(), r.median),
+            ]);
+        }
+        extras.extend([
+            ("TrainLoss".to_string(), rec.data_loss),
+            ("TrainAccuracy".to_string(), rec.train_accuracy),
+        ]);
+        emit(LawSample {
+            epoch: Some(e as f64),
+            saliency: lambda,
+            remaining: rec.density,
+            accuracy: rec.test_accuracy,
+            extras,
+        });
+    }
+    Ok((e, None))
+}
