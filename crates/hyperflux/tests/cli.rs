@@ -70,11 +70,18 @@ fn common<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
 
 fn records(dir: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(dir.join("records.csv")).unwrap();
+    let seconds = text
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "seconds")
+        .expect("a seconds column");
     text.lines()
         .skip(1)
         .map(|l| {
             let mut f: Vec<String> = l.split(',').map(String::from).collect();
-            f.remove(11); // seconds
+            f.remove(seconds); // wall time differs between runs
             f
         })
         .collect()
@@ -301,4 +308,186 @@ fn model_that_does_not_fit_the_data_and_a_damaged_checkpoint() {
     a.extend(common(d, out.to_str().unwrap()));
     assert_clean_error(&run(&a), &["nan.safetensors", "checksum mismatch"]);
     no_temp_files(&out);
+}
+
+/// The column `name` of every record of a run.
+fn column(dir: &Path, name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("records.csv")).unwrap();
+    let mut lines = text.lines();
+    let i = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    lines
+        .map(|l| l.split(',').nth(i).unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn validation_split_is_held_out_recorded_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(tmp.path());
+    let (d, out) = (data.to_str().unwrap(), tmp.path().join("dense"));
+    let o = run(&[
+        &["train"][..],
+        &common(d, out.to_str().unwrap()),
+        &["--epochs", "1", "--val-split", "40"],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 640 training images: 600 train, 40 validation; the config records the split used
+    let val = column(&out, "val_accuracy");
+    assert_eq!(val.len(), 1);
+    let v: f64 = val[0].parse().unwrap();
+    assert!(
+        (0.0..=100.0).contains(&v) && (v * 40.0 / 100.0 - (v * 40.0 / 100.0).round()).abs() < 1e-6,
+        "{v}"
+    );
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains("val_split = 40"), "{cfg}");
+    assert!(stdout(&o).contains("validation accuracy"), "{}", stdout(&o));
+    // a split that leaves nothing to train on is one clean line
+    let o = run(&[
+        &["train"][..],
+        &common(d, tmp.path().join("bad").to_str().unwrap()),
+        &["--epochs", "1", "--val-split", "640"],
+    ]
+    .concat());
+    assert_clean_error(&o, &["val_split", "640 (of 640"]);
+}
+
+#[test]
+fn magnitude_baselines_land_on_the_exact_density_and_the_frontier_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(tmp.path());
+    let d = data.to_str().unwrap();
+    let dense = tmp.path().join("dense");
+    let o = run(&[
+        &["train"][..],
+        &common(d, dense.to_str().unwrap()),
+        &["--epochs", "1"],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = dense.join("checkpoint.safetensors");
+    let ck = ck.to_str().unwrap();
+    for (method, p) in [("gmp", "3"), ("oneshot", "2")] {
+        let out = tmp.path().join(method);
+        let o = run(&[
+            &["prune"][..],
+            &common(d, out.to_str().unwrap()),
+            &["--from", ck, "--method", method, "--target-sparsity", "90"],
+            &["--pruning-epochs", p, "--regrowth-epochs", "1"],
+        ]
+        .concat());
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("{method} pruning")),
+            "{}",
+            stdout(&o)
+        );
+        let dens: Vec<f64> = column(&out, "density")
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        // exactly round(10% of 266,200) = 26,620 weights at the end; GMP gets there gradually
+        assert!(
+            (dens.last().unwrap() - 10.0).abs() < 1e-9,
+            "{method}: {dens:?}"
+        );
+        if method == "gmp" {
+            assert!(dens[0] > dens[1] && dens[1] > dens[2], "{dens:?}");
+        } else {
+            assert!(dens.iter().all(|x| (x - 10.0).abs() < 1e-9), "{dens:?}");
+        }
+        // no pressure, no mask learning
+        assert!(column(&out, "lambda").iter().all(|l| l == "0"));
+        assert!(column(&out, "mask_lr").iter().all(|l| l == "0"));
+    }
+    // a baseline under a fixed pressure is refused
+    let o = run(&[
+        &["prune"][..],
+        &common(d, tmp.path().join("bad").to_str().unwrap()),
+        &["--from", ck, "--method", "gmp", "--pressure", "1"],
+    ]
+    .concat());
+    assert_clean_error(&o, &["gmp and oneshot", "--target-sparsity"]);
+
+    // the frontier: 2 methods × 1 sparsity × 2 seeds, then again (nothing re-run)
+    let fr = tmp.path().join("frontier");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "frontier",
+            "--methods",
+            "gmp,oneshot",
+            "--sparsities",
+            "80",
+            "--seeds",
+            "0,1",
+            "--from",
+            ck,
+            "--jobs",
+            "2",
+            "-o",
+            fr.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[
+            "--",
+            "--data-dir",
+            d,
+            "--batch-size",
+            "64",
+            "--threads",
+            "1",
+            "--pruning-epochs",
+            "2",
+            "--regrowth-epochs",
+            "0",
+        ]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let o = bin().args(args(&[])).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(fr.join("frontier.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    for l in csv.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(
+            (f[0], f[1], f[3], f[5]),
+            ("lenet300", "mnist", "80", "20"),
+            "{l}"
+        );
+        assert!(!f[6].is_empty() && !f[7].is_empty(), "{l}");
+    }
+    assert!(fr.join("summary.csv").exists() && fr.join("frontier.png").exists());
+    let stamp = std::fs::metadata(fr.join("gmp/s80/seed0/records.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = bin().args(args(&[])).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4 already finished, 0 to run"),
+        "{}",
+        stderr(&o)
+    );
+    let again = std::fs::metadata(fr.join("gmp/s80/seed0/records.csv"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(stamp, again, "a finished point ran again");
+    assert_eq!(
+        std::fs::read_to_string(fr.join("frontier.csv")).unwrap(),
+        csv
+    );
+    // flags the frontier sets itself are refused after --
+    let mut bad = args(&[]);
+    bad.extend(["--seed".to_string(), "3".to_string()]);
+    assert_clean_error(
+        &bin().args(bad).output().unwrap(),
+        &["--seed", "the frontier sets"],
+    );
 }
