@@ -1,6 +1,8 @@
 //! Pure-Rust core of hyperflux: everything about a Hyperflux run that is not tensor math.
 //!
 //! - [`baselines`]: the magnitude-pruning baselines (GMP, one-shot) and their schedules.
+//! - [`policy`]: the epoch policy of a run in one place: stage, learning rates, pressure, freeze and
+//!   snap, magnitude prunes; stepped with the measured density.
 //! - [`pressure`]: the target-density trajectory and the feedback controller that turns it into λ.
 //! - [`fsutil`]: atomic file writes (temporary file, then rename), so no output is ever half-written;
 //!   stale temporaries of killed runs and the output-folder lock. It is the crate `hf-fsutil`,
@@ -14,6 +16,7 @@ pub mod baselines;
 pub mod checksum;
 pub mod config;
 pub mod masked_csr;
+pub mod policy;
 pub mod preprocess;
 pub mod pressure;
 pub mod records;

@@ -8,11 +8,11 @@ use crate::masked::{self, DensityReport};
 use crate::network::{self, Network};
 use crate::step::{self, HyperfluxOptim, StepSettings};
 use crate::EngineError;
-use hf_core::config::{CommonConfig, PruneConfig, RegrowthPressure, TrainConfig};
+use hf_core::config::{CommonConfig, PruneConfig, TrainConfig};
+use hf_core::policy::{EpochPolicy, PolicyState};
 use hf_core::preprocess::Preprocessing;
-use hf_core::pressure::{Controller, PressureScheduler, Trajectory};
+use hf_core::pressure::{Controller, PressureScheduler};
 use hf_core::records::{EpochRecord, RecordLog};
-use hf_core::stages::{cosine, Stage};
 use hf_data::{Augment, BatchConfig, Dataset, DatasetKind, DatasetSpec, LoadOptions, Split};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +67,40 @@ pub struct RunState {
     /// The network's kernel state (see `Network::kernel_state`), for an exact resume.
     #[serde(default)]
     pub kernel_state: Vec<f64>,
+}
+
+impl RunState {
+    /// The state of a run that has not started, under `policy`.
+    fn fresh(kind: &str, policy: &EpochPolicy) -> Self {
+        let p = &policy.state;
+        RunState {
+            kind: kind.into(),
+            epoch: 0,
+            total_epochs: policy.total_epochs(),
+            lambda: p.lambda,
+            scheduler: p.scheduler.clone(),
+            hold: p.hold,
+            weights_step: 0,
+            masks_step: 0,
+            records: vec![],
+            kernel_state: vec![],
+        }
+    }
+
+    /// The policy's part of the state.
+    fn policy_state(&self) -> PolicyState {
+        PolicyState {
+            lambda: self.lambda,
+            scheduler: self.scheduler.clone(),
+            hold: self.hold,
+        }
+    }
+
+    fn set_policy_state(&mut self, p: &PolicyState) {
+        self.lambda = p.lambda;
+        self.scheduler = p.scheduler.clone();
+        self.hold = p.hold;
+    }
 }
 
 /// What a finished run produced.
@@ -566,18 +600,8 @@ pub fn train_dense(
         cfg.optimizer.weight_decay,
         0.25,
     );
-    let mut state = RunState {
-        kind: "dense".into(),
-        epoch: 0,
-        total_epochs: cfg.epochs,
-        lambda: 0.0,
-        scheduler: None,
-        hold: None,
-        weights_step: 0,
-        masks_step: 0,
-        records: vec![],
-        kernel_state: vec![],
-    };
+    let mut policy = EpochPolicy::dense(&cfg);
+    let mut state = RunState::fresh("dense", &policy);
     if let Some(ck) = resume {
         state = resume_into(ck, "dense", net.as_ref(), &mut opt)?;
     } else if let Some(ck) = &from_ck {
@@ -597,54 +621,16 @@ pub fn train_dense(
         config: &config_text,
         data: &data,
     };
-    for epoch in state.epoch + 1..=cfg.epochs {
-        let t0 = Instant::now();
-        let lr = cosine(
-            cfg.optimizer.lr,
-            cfg.optimizer.lr / cfg.lr_divisor,
-            epoch - 1,
-            cfg.epochs,
-        );
-        let s = StepSettings {
-            weight_lr: lr,
-            mask_lr: 0.0,
-            pressure: 0.0,
-            train_masks: false,
-        };
-        let es = lp.run(
-            net.as_mut(),
-            &mut opt,
-            epoch,
-            cfg.epochs,
-            &s,
-            obs,
-            None,
-            None,
-        )?;
-        let (val, acc) =
-            val_and_test_accuracy(net.as_ref(), &data, dev, cfg.common.label_smoothing);
-        let dens = DensityReport::of(net.masked());
-        let rec = EpochRecord {
-            epoch,
-            stage: Stage::Dense.name().into(),
-            lambda: 0.0,
-            expected_density: None,
-            density: dens.density(),
-            layer_density: dens.per_layer(),
-            data_loss: es.loss,
-            pressure_loss: 0.0,
-            train_accuracy: es.train_accuracy,
-            val_accuracy: val,
-            test_accuracy: acc,
-            weight_lr: lr,
-            mask_lr: 0.0,
-            seconds: t0.elapsed().as_secs_f64(),
-            snapped_from: None,
-        };
-        if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
-            break;
-        }
-    }
+    let mut run = Run {
+        net: net.as_mut(),
+        opt: &mut opt,
+        state: &mut state,
+        log: &mut log,
+        files: &files,
+        common: &cfg.common,
+        dev,
+    };
+    run.epochs(&mut policy, &lp, obs)?;
     let mut o = finish(
         net.as_ref(),
         &data,
@@ -654,10 +640,101 @@ pub fn train_dense(
         ck_path,
         None,
         started,
-        cfg.epochs,
+        policy.total_epochs(),
     )?;
     o.lock = Some(Arc::new(lock));
     Ok(o)
+}
+
+/// What one epoch loop works on.
+struct Run<'r, 'a> {
+    net: &'r mut dyn Network,
+    opt: &'r mut HyperfluxOptim,
+    state: &'r mut RunState,
+    log: &'r mut RecordLog,
+    files: &'r RunFiles<'a>,
+    common: &'r CommonConfig,
+    dev: Device,
+}
+
+impl Run<'_, '_> {
+    /// The one epoch loop of every run, dense training and pruning alike: the policy says what
+    /// each epoch does (hf_core::policy); the loop applies the snap or magnitude prune it asks
+    /// for, trains, measures, steps the policy with the measured density, records and
+    /// checkpoints. Returns the final snap when this run made one.
+    fn epochs(
+        &mut self,
+        policy: &mut EpochPolicy,
+        lp: &EpochRunner<'_>,
+        obs: &mut dyn Observer,
+    ) -> Result<Option<Snap>, EngineError> {
+        // A resumed run continues with the policy state its checkpoint holds.
+        policy.state = self.state.policy_state();
+        let total = policy.total_epochs();
+        let mut snap = None;
+        for epoch in self.state.epoch + 1..=total {
+            let t0 = Instant::now();
+            let plan = policy.plan(epoch);
+            let mut snapped_from = None;
+            if let Some(t) = plan.snap_to {
+                let from = DensityReport::of(self.net.masked()).density();
+                masked::snap_to_density(self.net.masked(), t);
+                snapped_from = Some(from);
+                snap = Some(Snap {
+                    epoch,
+                    from,
+                    to: DensityReport::of(self.net.masked()).density(),
+                });
+            }
+            if let Some(d) = plan.magnitude_prune_to {
+                masked::magnitude_prune_to_density(self.net.masked(), d);
+            }
+            let s = StepSettings {
+                weight_lr: plan.weight_lr,
+                mask_lr: plan.mask_lr,
+                pressure: plan.pressure,
+                train_masks: plan.train_masks,
+            };
+            let es = lp.run(&mut *self.net, self.opt, epoch, total, &s, obs, None, None)?;
+            let dens = DensityReport::of(self.net.masked());
+            let (val, acc) = val_and_test_accuracy(
+                &*self.net,
+                self.files.data,
+                self.dev,
+                self.common.label_smoothing,
+            );
+            let expected = policy.after_epoch(epoch, dens.density());
+            self.state.set_policy_state(&policy.state);
+            let pressure_loss = if plan.pressure == 0.0 {
+                0.0
+            } else {
+                plan.pressure * step::mask_mean(&*self.net)
+            };
+            let rec = EpochRecord {
+                epoch,
+                stage: plan.stage.name().into(),
+                lambda: plan.pressure,
+                expected_density: expected,
+                density: dens.density(),
+                layer_density: dens.per_layer(),
+                data_loss: es.loss,
+                pressure_loss,
+                train_accuracy: es.train_accuracy,
+                val_accuracy: val,
+                test_accuracy: acc,
+                weight_lr: plan.weight_lr,
+                mask_lr: plan.mask_lr,
+                seconds: t0.elapsed().as_secs_f64(),
+                snapped_from,
+            };
+            if close_epoch(
+                rec, obs, self.log, self.state, self.opt, &*self.net, self.files,
+            )? {
+                break;
+            }
+        }
+        Ok(snap)
+    }
 }
 
 /// Takes the output folder of a run: its lock (refused while another live run holds it; a
@@ -828,35 +905,10 @@ pub fn prune(
         cfg.optimizer.weight_decay,
         cfg.ste_scale,
     );
-    let plan = cfg.stage_plan();
-    let total = plan.total_epochs();
     let method = cfg.method;
-    let scheduler = match cfg.target_sparsity {
-        Some(_) if !method.trains_masks() => None,
-        Some(s) => Some(PressureScheduler {
-            trajectory: Trajectory::with_aggressivity(s, cfg.pruning_epochs, cfg.aggressivity)
-                .map_err(hf_core::config::ConfigError::from)?,
-            controller: Controller::new(cfg.controller_step),
-        }),
-        None => None,
-    };
-    let target_density = cfg.target_sparsity.map(|s| 100.0 - s);
-    let mut state = RunState {
-        kind: "prune".into(),
-        epoch: 0,
-        total_epochs: total,
-        lambda: if scheduler.is_some() {
-            0.0
-        } else {
-            cfg.pressure.unwrap_or(0.0)
-        },
-        scheduler,
-        hold: None,
-        weights_step: 0,
-        masks_step: 0,
-        records: vec![],
-        kernel_state: vec![],
-    };
+    let mut policy = EpochPolicy::prune(&cfg).map_err(hf_core::config::ConfigError::from)?;
+    let target_density = policy.target_density();
+    let mut state = RunState::fresh("prune", &policy);
     if let Some(ck) = resume {
         state = resume_into(ck, "prune", net.as_ref(), &mut opt)?;
     } else if let (Some(from), Some(dense)) = (&cfg.from, &from_ck) {
@@ -884,116 +936,16 @@ pub fn prune(
         config: &config_text,
         data: &data,
     };
-    // Final freeze: the last `final_freeze_epochs` regrowth epochs, or every regrowth epoch
-    // when there are fewer, so any run with a regrowth epoch snaps.
-    let freeze_epochs = cfg.final_freeze_epochs.min(cfg.regrowth_epochs);
-    let mut snap = None;
-    for epoch in state.epoch + 1..=total {
-        let t0 = Instant::now();
-        let stage = plan.stage(epoch);
-        let lambda = state.lambda;
-        // Final freeze: snap the masks to exactly the target once, then train weights only.
-        let freeze = method.trains_masks()
-            && target_density.is_some()
-            && matches!(stage, Stage::Regrowth)
-            && freeze_epochs > 0
-            && epoch + freeze_epochs > total;
-        let mut snapped_from = None;
-        if let (true, Some(t)) = (freeze, target_density) {
-            if epoch + freeze_epochs == total + 1 {
-                let from = DensityReport::of(net.masked()).density();
-                masked::snap_to_density(net.masked(), t);
-                let s = Snap {
-                    epoch,
-                    from,
-                    to: DensityReport::of(net.masked()).density(),
-                };
-                snapped_from = Some(from);
-                snap = Some(s);
-            }
-        }
-        // Magnitude baselines: prune by |w| at the start of the epoch, masks fixed otherwise.
-        let pruned_to = cfg
-            .target_sparsity
-            .and_then(|ts| method.density_before_epoch(ts, cfg.pruning_epochs, epoch));
-        if let Some(d) = pruned_to {
-            masked::magnitude_prune_to_density(net.masked(), d);
-        }
-        let train_masks = method.trains_masks() && !freeze;
-        let s = StepSettings {
-            weight_lr: plan.weight_lr(epoch),
-            mask_lr: if train_masks {
-                plan.mask_lr(epoch)
-            } else {
-                0.0
-            },
-            pressure: if method.trains_masks() { lambda } else { 0.0 },
-            train_masks,
-        };
-        let es = lp.run(net.as_mut(), &mut opt, epoch, total, &s, obs, None, None)?;
-        let dens = DensityReport::of(net.masked());
-        let density = dens.density();
-        let (val, acc) =
-            val_and_test_accuracy(net.as_ref(), &data, dev, cfg.common.label_smoothing);
-        // Expected density and next pressure.
-        let expected = match (&mut state.scheduler, stage) {
-            (Some(sch), Stage::Pruning) => {
-                let e = sch.trajectory.expected(epoch);
-                state.lambda = sch.after_epoch(epoch, density);
-                if epoch == cfg.pruning_epochs {
-                    state.hold = Some(sch.controller);
-                }
-                Some(e)
-            }
-            (Some(sch), _) => {
-                let target = sch.trajectory.target_density;
-                match cfg.regrowth_pressure {
-                    RegrowthPressure::Hold => {
-                        let c = state.hold.get_or_insert(sch.controller);
-                        c.update(density, target);
-                        state.lambda = c.pressure();
-                    }
-                    RegrowthPressure::Zero => state.lambda = 0.0,
-                }
-                Some(target)
-            }
-            (None, Stage::Pruning) => pruned_to
-                .or_else(|| state.records.last().and_then(|r| r.expected_density))
-                .filter(|_| !method.trains_masks()),
-            (None, _) => {
-                state.lambda = 0.0;
-                target_density.filter(|_| !method.trains_masks())
-            }
-        };
-        // λ = 0 from the first regrowth epoch on: without a scheduler, and with the authors'
-        // regrowth (`zero`) — the pruning controller's last λ must not leak into epoch P + 1.
-        if epoch == cfg.pruning_epochs
-            && (state.scheduler.is_none() || cfg.regrowth_pressure == RegrowthPressure::Zero)
-        {
-            state.lambda = 0.0;
-        }
-        let mean_m = step::mask_mean(net.as_ref());
-        let rec = EpochRecord {
-            epoch,
-            stage: stage.name().into(),
-            lambda,
-            expected_density: expected,
-            density,
-            layer_density: dens.per_layer(),
-            data_loss: es.loss,
-            pressure_loss: if lambda == 0.0 { 0.0 } else { lambda * mean_m },
-            train_accuracy: es.train_accuracy,
-            val_accuracy: val,
-            test_accuracy: acc,
-            weight_lr: s.weight_lr,
-            mask_lr: s.mask_lr,
-            seconds: t0.elapsed().as_secs_f64(),
-            snapped_from,
-        };
-        if close_epoch(rec, obs, &mut log, &mut state, &opt, net.as_ref(), &files)? {
-            break;
-        }
-    }
+    let mut run = Run {
+        net: net.as_mut(),
+        opt: &mut opt,
+        state: &mut state,
+        log: &mut log,
+        files: &files,
+        common: &cfg.common,
+        dev,
+    };
+    let snap = run.epochs(&mut policy, &lp, obs)?;
     // A resumed run reports the snap it made before the interruption.
     // (Masks are frozen after the snap, so the density its epoch ends with is the snap's.)
     let snap = snap.or_else(|| {
@@ -1013,7 +965,7 @@ pub fn prune(
         ck_path,
         target_density,
         started,
-        total,
+        policy.total_epochs(),
     )?;
     o.density_tolerance = cfg.density_tolerance;
     o.snap = snap;
