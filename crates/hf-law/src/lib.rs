@@ -9,6 +9,9 @@
 //! both laws per file, optionally plots them, and returns a [`FitReport`] that renders as a
 //! text table or JSON.
 //!
+//! Each file's fits come with [`LawTest`]: a bootstrap interval of α, a held-out test that can
+//! reject the constant exponent, and α as region 2's bounds move (see `hypothesis.rs`).
+//!
 //! Saliency `0` rows (e.g. the authors' `L0r50c10ContinuousSched.csv`, whose first row is the
 //! scheduler before any pressure) cannot be placed on a log axis: by default they are an error
 //! naming the row; with [`FitOptions::skip_nonpositive`] they are dropped and listed in the
@@ -17,6 +20,7 @@
 mod csvio;
 mod error;
 mod fit;
+mod hypothesis;
 mod plot;
 
 use std::fs;
@@ -33,6 +37,7 @@ pub use fit::{
     check_region, fit_loglog, fit_power_law, fit_variable_exponent, parse_region, PowerFit,
     VarExpFit, DEFAULT_REGION2, MIN_FIT_POINTS,
 };
+pub use hypothesis::{bootstrap_alpha, holdout, test_law, Holdout, LawTest};
 pub use plot::{law_charts, plot_fits};
 
 /// What [`run_fit`] should do.
@@ -46,6 +51,8 @@ pub struct FitOptions {
     pub plot_stem: Option<PathBuf>,
     /// Drop points with Saliency or Remaining `<= 0` (noted per file) instead of failing.
     pub skip_nonpositive: bool,
+    /// Bootstrap resamples for the interval of α (0: no interval).
+    pub bootstrap: usize,
 }
 
 impl Default for FitOptions {
@@ -55,6 +62,7 @@ impl Default for FitOptions {
             region2: DEFAULT_REGION2,
             plot_stem: None,
             skip_nonpositive: false,
+            bootstrap: 1000,
         }
     }
 }
@@ -75,6 +83,8 @@ pub struct FileFit {
     pub points: Vec<LawPoint>,
     /// Dropped rows, ignored columns, fits that failed and why.
     pub notes: Vec<String>,
+    /// The law as a hypothesis: interval of α, held-out test, sensitivity to region 2.
+    pub test: LawTest,
 }
 
 /// Result of [`run_fit`].
@@ -173,6 +183,7 @@ pub fn run_fit(opts: &FitOptions) -> Result<FitReport, LawError> {
         let varexp = fit_variable_exponent(&data.points)
             .map_err(|e| notes.push(format!("no variable-exponent fit: {e}")))
             .ok();
+        let test = test_law(&data.points, region2, opts.bootstrap);
         fits.push(FileFit {
             file: file.clone(),
             label,
@@ -180,6 +191,7 @@ pub fn run_fit(opts: &FitOptions) -> Result<FitReport, LawError> {
             varexp,
             points: data.points,
             notes,
+            test,
         });
     }
     let plots = match &opts.plot_stem {
@@ -243,6 +255,46 @@ impl FitReport {
             out.push_str(&format!("{:<w$} | {p} | {v}\n", f.label));
         }
         for f in &self.fits {
+            let t = &f.test;
+            let ci = match t.alpha_ci95 {
+                Some((lo, hi)) => format!(
+                    "alpha 95% [{}, {}] (block bootstrap, {} resamples, block {})",
+                    num4(lo),
+                    num4(hi),
+                    t.bootstrap,
+                    t.block
+                ),
+                None => "alpha 95% -".to_string(),
+            };
+            let ho = match &t.holdout {
+                Some(h) => format!(
+                    "held-out ln-density RMSE (fit denser {} / predict sparser {}): power {} vs variable exponent {}{}",
+                    h.n_fit,
+                    h.n_test,
+                    num4(h.power),
+                    h.varexp.map(num4).unwrap_or_else(|| "-".into()),
+                    match h.power_law_holds() {
+                        Some(true) => " (constant exponent holds)",
+                        Some(false) => " (REJECTED: the exponent drifts)",
+                        None => "",
+                    }
+                ),
+                None => "held-out test: too few region-2 points".to_string(),
+            };
+            let alphas: Vec<f64> = t.alpha_by_region.iter().filter_map(|(_, a)| *a).collect();
+            let range = if alphas.is_empty() {
+                "-".to_string()
+            } else {
+                let lo = alphas.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = alphas.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!("{}..{}", num4(lo), num4(hi))
+            };
+            out.push_str(&format!(
+                "test: {}: {ci}; {ho}; alpha over region bounds x/2..x2: {range}\n",
+                f.label
+            ));
+        }
+        for f in &self.fits {
             for n in &f.notes {
                 out.push_str(&format!("note: {}: {n}\n", f.label));
             }
@@ -263,6 +315,19 @@ impl FitReport {
                 "n_points": f.points.len(),
                 "power": f.power,
                 "varexp": f.varexp,
+                "alpha_ci95": f.test.alpha_ci95.map(|(lo, hi)| [lo, hi]),
+                "bootstrap": f.test.bootstrap,
+                "bootstrap_block": f.test.block,
+                "holdout_rmse": f.test.holdout.map(|h| json!({
+                    "power": h.power,
+                    "varexp": h.varexp,
+                    "n_fit": h.n_fit,
+                    "n_test": h.n_test,
+                    "power_law_holds": h.power_law_holds(),
+                })),
+                "alpha_by_region": f.test.alpha_by_region.iter().map(|((lo, hi), a)| json!({
+                    "region2": [lo, hi], "alpha": a,
+                })).collect::<Vec<_>>(),
                 "notes": f.notes,
             })).collect::<Vec<_>>(),
             "plots": self.plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),

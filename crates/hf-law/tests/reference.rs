@@ -215,6 +215,7 @@ fn reference_fits_reproduce_the_readme_table() {
         region2: DEFAULT_REGION2,
         plot_stem: Some(stem.clone()),
         skip_nonpositive: true,
+        bootstrap: 200,
     })
     .unwrap_or_else(|e| panic!("run_fit on {}: {e}", dir.display()));
     println!("{}", report.to_table());
@@ -385,6 +386,7 @@ fn double_rounding_is_needed_exactly_where_the_readme_shortened_from_4_digits() 
         region2: DEFAULT_REGION2,
         plot_stem: None,
         skip_nonpositive: true,
+        bootstrap: 200,
     })
     .unwrap();
     let mut plain = 0;

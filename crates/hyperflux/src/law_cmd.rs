@@ -155,6 +155,10 @@ pub struct FitArgs {
     /// Drop rows whose Saliency or Remaining is <= 0 (listed as notes) instead of failing.
     #[arg(long)]
     pub skip_nonpositive: bool,
+    /// Bootstrap resamples for the 95% interval of α (moving blocks of region-2 points in
+    /// saliency order; fixed seed); 0: no interval.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
 }
 
 /// `hyperflux converge`.
@@ -471,6 +475,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
             region2: a.region2,
             plot_stem: Some(out.join(family.plot_stem())),
             skip_nonpositive: true,
+            ..FitOptions::default()
         })?;
         write_text(&out.join("fit.txt"), &report.to_table())?;
         write_json(&out.join("fit.json"), &report.to_json())?;
@@ -537,6 +542,7 @@ pub fn fit(a: &FitArgs) -> Result<()> {
         region2: a.region2,
         plot_stem,
         skip_nonpositive: a.skip_nonpositive,
+        bootstrap: a.bootstrap,
     })?;
     if let Some(dir) = &a.out {
         write_text(&dir.join("fit.txt"), &report.to_table())?;
