@@ -229,6 +229,72 @@ fn fit_reproduces_the_reference_table_file_by_file() {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
 }
 
+/// `fit --json` carries the law's tests: a bootstrap interval around α, the held-out errors of
+/// both laws, α over moved region bounds; `--bootstrap 0` turns the interval off.
+#[test]
+fn fit_json_carries_the_interval_and_the_held_out_test() {
+    let dir = ref_dir();
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .find(|p| {
+            let v = fit_json(&[
+                "fit",
+                p.to_str().unwrap(),
+                "--json",
+                "--no-plot",
+                "--skip-nonpositive",
+            ]);
+            v["fits"][0]["power"]["n"].as_u64().unwrap_or(0) >= 10
+        })
+        .expect("a reference file with 10+ region-2 points");
+    let f = file.to_str().unwrap();
+    let v = fit_json(&[
+        "fit",
+        f,
+        "--json",
+        "--no-plot",
+        "--skip-nonpositive",
+        "--bootstrap",
+        "300",
+    ]);
+    let fit = &v["fits"][0];
+    let alpha = num(fit, &["power", "alpha"]);
+    let ci = fit["alpha_ci95"].as_array().expect("alpha_ci95");
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(lo < alpha && alpha < hi, "{lo} < {alpha} < {hi}");
+    assert_eq!(fit["bootstrap"].as_u64(), Some(300));
+    let h = &fit["holdout_rmse"];
+    assert!(
+        num(h, &["power"]) >= 0.0 && h["power_law_holds"].is_boolean(),
+        "{h}"
+    );
+    assert_eq!(fit["alpha_by_region"].as_array().unwrap().len(), 9);
+    // same seed, same interval
+    let again = fit_json(&[
+        "fit",
+        f,
+        "--json",
+        "--no-plot",
+        "--skip-nonpositive",
+        "--bootstrap",
+        "300",
+    ]);
+    assert_eq!(again["fits"][0]["alpha_ci95"], fit["alpha_ci95"]);
+    let off = fit_json(&[
+        "fit",
+        f,
+        "--json",
+        "--no-plot",
+        "--skip-nonpositive",
+        "--bootstrap",
+        "0",
+    ]);
+    assert!(off["fits"][0]["alpha_ci95"].is_null());
+}
+
 #[test]
 fn fit_of_the_whole_folder_writes_table_json_and_plot() {
     let dir = ref_dir();
