@@ -6,7 +6,8 @@
 //! - `hyperflux converge`: fixed-pressure Hyperflux for several λ, density over time, and the
 //!   fit of final density against λ.
 //!
-//! Settings resolve as defaults ← `--config` TOML ← flags, and are written next to the outputs.
+//! Settings resolve as defaults ← `--config` TOML ← flags, and are written next to the outputs
+//! as `config.toml`, like every run's.
 
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 /// Settings shared by `law` and `converge`: model, data, seed, optimizer, output.
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
-    /// TOML settings file (the `settings.toml` a previous run wrote is one); flags override it.
+    /// TOML settings file (the `config.toml` a previous run wrote is one); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Dense checkpoint to start from (`hyperflux train` writes one). Its masks are ignored: the
@@ -68,7 +69,7 @@ pub struct RunArgs {
     /// Use only the first N test examples.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Output directory (CSV, fits, plots, settings, per-epoch records) [default: runs/law or
+    /// Output directory (CSV, fits, plots, config.toml, per-epoch records) [default: runs/law or
     /// runs/converge].
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
@@ -360,10 +361,10 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     write_text(path, &(serde_json::to_string_pretty(v)? + "\n"))
 }
 
-/// Writes the resolved settings as `settings.toml` and `settings.json`.
-fn write_settings<T: serde::Serialize>(out: &Path, cfg: &T) -> Result<()> {
-    write_text(&out.join("settings.toml"), &config::to_toml(cfg))?;
-    write_json(&out.join("settings.json"), &serde_json::to_value(cfg)?)
+/// Writes the resolved settings as `config.toml` (like every run) and `config.json`.
+fn write_config<T: serde::Serialize>(out: &Path, cfg: &T) -> Result<()> {
+    write_text(&out.join("config.toml"), &config::to_toml(cfg))?;
+    write_json(&out.join("config.json"), &serde_json::to_value(cfg)?)
 }
 
 fn to_point(s: &LawSample) -> LawPoint {
@@ -406,7 +407,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let _lock = lock_output(&out)?;
-    write_settings(&out, &cfg)?;
+    write_config(&out, &cfg)?;
     let csv = out.join(family.csv_file());
     eprintln!(
         "measuring the {} law from {} into {} (Saliency = {})",
@@ -663,7 +664,7 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let _lock = lock_output(&out)?;
-    write_settings(&out, &cfg)?;
+    write_config(&out, &cfg)?;
     let mut obs = LawProgress::new(a.run.quiet, &out);
     let trace_csv = out.join("density_trace.csv");
     let mut done: Vec<ConvergeTrace> = Vec::new();
