@@ -1,6 +1,8 @@
-//! Command-line arguments. Every flag overrides the same setting of an optional `--config`
-//! TOML file; the resolved config is written next to the run's outputs.
+//! Command-line arguments: the commands and their own flags. The flags runs share are defined
+//! once in `flags.rs`. Every flag of a run overrides the same setting of an optional `--config`
+//! TOML file; the resolved config is written next to the run's outputs as `config.toml`.
 
+use crate::flags::{MaskFlags, RunFlags, TrainerFlags};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -47,98 +49,13 @@ pub enum Cmd {
     BenchInfer(crate::export_cmd::BenchInferArgs),
 }
 
-/// Help of `--normalize` (train, prune, law, converge).
-pub const NORMALIZE_HELP: &str =
-    "Input normalisation: every value becomes (x·scale − MEAN) / STD, scale being 1/255 for \
-uint8 pixel data (MEAN and STD on the 0..1 scale) and 1 for float data.
-  MEAN,STD               one pair for every channel, e.g. 0.5,0.25
-  M1,..,Mc,S1,..,Sc      c means, then c standard deviations (one per channel), e.g.
-                         0.4914,0.4822,0.4465,0.247,0.243,0.261
-Every STD must be > 0. Default: the published constants of mnist, fashion-mnist, cifar10, \
-cifar100; for npy data mean 0 and std 1 (floats used as given, uint8 as x/255). Stored in the \
-run's config and checkpoint; exports record it (input_scale, input_mean, input_std).";
-
-/// Settings every training run shares.
-#[derive(Args, Debug, Clone, Default)]
-pub struct CommonArgs {
-    /// TOML config file; flags given on the command line override its values.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Model name (see `hyperflux models`).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Dataset: mnist, fashion-mnist, cifar10, cifar100, or npy:DIR — DIR holding train_x.npy,
-    /// train_y.npy, test_x.npy, test_y.npy (numpy.save): x float32 or uint8 of shape N×C×H×W or
-    /// N×D (read as D×1×1), y integer class labels; classes = max label + 1.
-    #[arg(long, value_name = "NAME|npy:DIR")]
-    pub dataset: Option<String>,
-    /// Directory with the dataset files (default: data/mnist, /usr/share/datasets/fashion-mnist, …;
-    /// for npy:DIR, DIR).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Input normalisation (x·scale − MEAN) / STD: MEAN,STD or M1,..,Mc,S1,..,Sc (see --help).
-    #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true, long_help = NORMALIZE_HELP)]
-    pub normalize: Option<String>,
-    /// Seed of initialisation, masks and data order.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Mini-batch size.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Device: cpu, cuda or auto.
-    #[arg(long)]
-    pub device: Option<String>,
-    /// libtorch CPU threads (0: all cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Use only the first N training examples (quick experiments).
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Use only the first N test examples.
-    #[arg(long)]
-    pub test_limit: Option<usize>,
-    /// Hold out the last N training examples as a validation split, evaluated every epoch
-    /// (records: val_accuracy); 0: none [default: 5000, or a tenth of the training set if
-    /// smaller].
-    #[arg(long)]
-    pub val_split: Option<usize>,
-    /// Output directory (records, plots, checkpoints, config.toml).
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
-    /// Weight optimizer: adam or sgd.
-    #[arg(long)]
-    pub optimizer: Option<String>,
-    /// Weight learning rate (lr0).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// SGD momentum.
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    /// L2 weight decay of the weight optimizer.
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Label smoothing of the cross-entropy.
-    #[arg(long)]
-    pub label_smoothing: Option<f64>,
-    /// Training augmentation (random crop with zero padding, flip on CIFAR).
-    #[arg(long)]
-    pub augment: Option<bool>,
-    /// Continue the run saved in this checkpoint (its stored config is used).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    /// No progress bars (one line per epoch instead).
-    #[arg(long)]
-    pub quiet: bool,
-    /// Stop after this epoch (checkpoint saved); continue later with --resume.
-    #[arg(long)]
-    pub stop_after: Option<usize>,
-}
-
 /// `hyperflux train`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub trainer: TrainerFlags,
     /// Start from the weights of this checkpoint or ONNX model (`model.onnx`: its architecture
     /// too) instead of a fresh initialisation.
     #[arg(long)]
@@ -152,7 +69,9 @@ pub struct TrainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub trainer: TrainerFlags,
     /// Dense checkpoint or ONNX model (`model.onnx`, opset >= 13) to start from (default: from
     /// scratch). An ONNX model brings its architecture: --model is not needed.
     #[arg(long)]
@@ -175,18 +94,14 @@ pub struct PruneArgs {
     /// Regrowth / fine-tune epochs after P.
     #[arg(long)]
     pub regrowth_epochs: Option<usize>,
-    /// Mask learning rate (Adam).
-    #[arg(long)]
-    pub mask_lr: Option<f64>,
+    #[command(flatten)]
+    pub mask: MaskFlags,
     /// Regrowth mask-LR decay per epoch.
     #[arg(long)]
     pub mask_lr_decay: Option<f64>,
     /// Controller step Δ (0.3 LeNet, 0.2 CIFAR).
     #[arg(long)]
     pub controller_step: Option<f64>,
-    /// Straight-through scale s.
-    #[arg(long)]
-    pub ste_scale: Option<f64>,
     /// Pressure during regrowth: hold (stay on target) or zero (the authors' λ = 0).
     #[arg(long)]
     pub regrowth_pressure: Option<String>,

@@ -6,8 +6,11 @@
 //! - `hyperflux converge`: fixed-pressure Hyperflux for several λ, density over time, and the
 //!   fit of final density against λ.
 //!
-//! Settings resolve as defaults ← `--config` TOML ← flags, and are written next to the outputs.
+//! Settings resolve as defaults ← `--config` TOML ← flags (the run flags of `flags.rs`, resolved
+//! there, plus the shared start of `law` and `converge`, resolved once here), and are written next
+//! to the outputs as `config.toml`.
 
+use crate::flags::{self, set, MaskFlags, RunFlags};
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -24,82 +27,25 @@ use serde_json::json;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Settings shared by `law` and `converge`: model, data, seed, optimizer, output.
+/// The flags `law` and `converge` share: the run flags, the dense start and the Hyperflux mask
+/// settings.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RunArgs {
-    /// TOML settings file (the `settings.toml` a previous run wrote is one); flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+pub struct LawRunArgs {
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Dense checkpoint to start from (`hyperflux train` writes one). Its masks are ignored: the
     /// measurement starts dense. Required by `law`; `converge` starts from scratch without it.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// Model name (default: the checkpoint's architecture, else lenet300).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Dataset: mnist, fashion-mnist, cifar10, cifar100 or npy:DIR (see `hyperflux train --help`)
-    /// (default: the checkpoint's, else mnist).
-    #[arg(long, value_name = "NAME|npy:DIR")]
-    pub dataset: Option<String>,
-    /// Directory with the dataset files (default: the dataset's standard place; for npy:DIR,
-    /// DIR).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Input normalisation (x·scale − MEAN) / STD: MEAN,STD or M1,..,Mc,S1,..,Sc (see --help)
-    /// (default: the checkpoint's when its dataset is used, else the dataset's).
-    #[arg(long, value_name = "MEAN,STD", allow_hyphen_values = true, long_help = crate::cli::NORMALIZE_HELP)]
-    pub normalize: Option<String>,
-    /// Seed of mask initialisation and data order (runs are reproducible with it) [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Mini-batch size [default: 128].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Device: cpu, cuda or auto [default: cpu].
-    #[arg(long)]
-    pub device: Option<String>,
-    /// libtorch CPU threads (0: all cores; 1 avoids oversubscription on a shared machine)
-    /// [default: 0].
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Use only the first N training examples.
-    #[arg(long)]
-    pub train_limit: Option<usize>,
-    /// Use only the first N test examples.
-    #[arg(long)]
-    pub test_limit: Option<usize>,
-    /// Output directory (CSV, fits, plots, settings, per-epoch records) [default: runs/law or
-    /// runs/converge].
-    #[arg(long, short = 'o')]
-    pub out: Option<PathBuf>,
-    /// Weight optimizer: adam or sgd [default: adam].
-    #[arg(long)]
-    pub optimizer: Option<String>,
-    /// Weight learning rate (law: constant, default 1e-3; converge: start of a cosine, default 5e-3).
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// L2 weight decay of the weight optimizer [default: 0].
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// Label smoothing of the cross-entropy [default: 0.1].
-    #[arg(long)]
-    pub label_smoothing: Option<f64>,
-    /// Mask learning rate (Adam) of Hyperflux (L0 ladder, converge) [default: 1e-3].
-    #[arg(long)]
-    pub mask_lr: Option<f64>,
-    /// Straight-through scale s of Hyperflux (L0 ladder, converge) [default: 0.25].
-    #[arg(long)]
-    pub ste_scale: Option<f64>,
-    /// No progress bars (one line per epoch and per point instead).
-    #[arg(long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub mask: MaskFlags,
 }
 
 /// `hyperflux law`.
 #[derive(Args, Debug, Clone)]
 pub struct LawArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub shared: LawRunArgs,
     // The help of the family and its settings comes from the engine (`Family`,
     // `FamilySetting`), with the defaults of `LawConfig::default()`.
     #[arg(long, value_parser = parse_family, help = Family::choices_help())]
@@ -165,7 +111,7 @@ pub struct FitArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ConvergeArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub shared: LawRunArgs,
     /// Pressures λ, comma-separated; one fixed-pressure run each [default: 0.25,1,4].
     #[arg(long, value_delimiter = ',')]
     pub pressures: Option<Vec<f64>>,
@@ -229,39 +175,8 @@ impl Observer for LawProgress {
     }
 }
 
-/// Common settings and optimizer from the flags.
-fn apply_run(c: &mut CommonConfig, o: &mut OptimConfig, a: &RunArgs) -> Result<()> {
-    macro_rules! set {
-        ($dst:expr, $src:expr) => {
-            if let Some(v) = $src.clone() {
-                $dst = v;
-            }
-        };
-    }
-    set!(c.model, a.model);
-    set!(c.dataset, a.dataset);
-    if a.data_dir.is_some() {
-        c.data_dir = a.data_dir.clone();
-    }
-    if let Some(n) = crate::run::parse_normalize(a.normalize.as_deref())? {
-        c.normalize = Some(n);
-    }
-    set!(c.seed, a.seed);
-    set!(c.batch_size, a.batch_size);
-    set!(c.device, a.device);
-    set!(c.threads, a.threads);
-    set!(c.train_limit, a.train_limit);
-    set!(c.test_limit, a.test_limit);
-    set!(c.out_dir, a.out);
-    set!(c.label_smoothing, a.label_smoothing);
-    set!(o.kind, a.optimizer);
-    set!(o.lr, a.lr);
-    set!(o.weight_decay, a.weight_decay);
-    Ok(())
-}
-
 /// Takes model and dataset from the checkpoint's metadata unless given as flags.
-fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunArgs) -> Result<()> {
+fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunFlags) -> Result<()> {
     let Some(from) = from else {
         return Ok(());
     };
@@ -284,39 +199,73 @@ fn defaults_from_checkpoint(c: &mut CommonConfig, from: Option<&Path>, a: &RunAr
     Ok(())
 }
 
+/// The settings of a `law` or `converge` config that [`LawRunArgs`] set.
+pub struct SharedSettings<'a> {
+    common: &'a mut CommonConfig,
+    optimizer: &'a mut OptimConfig,
+    from: &'a mut Option<PathBuf>,
+    mask_lr: &'a mut f64,
+    ste_scale: &'a mut f64,
+}
+
+/// A config of `law` or `converge`.
+pub trait LawRunConfig: Default + serde::de::DeserializeOwned {
+    /// The settings the shared flags set.
+    fn shared(&mut self) -> SharedSettings<'_>;
+}
+
+impl LawRunConfig for LawConfig {
+    fn shared(&mut self) -> SharedSettings<'_> {
+        SharedSettings {
+            common: &mut self.common,
+            optimizer: &mut self.optimizer,
+            from: &mut self.from,
+            mask_lr: &mut self.mask_lr,
+            ste_scale: &mut self.ste_scale,
+        }
+    }
+}
+
+impl LawRunConfig for ConvergeConfig {
+    fn shared(&mut self) -> SharedSettings<'_> {
+        SharedSettings {
+            common: &mut self.common,
+            optimizer: &mut self.optimizer,
+            from: &mut self.from,
+            mask_lr: &mut self.mask_lr,
+            ste_scale: &mut self.ste_scale,
+        }
+    }
+}
+
+impl LawRunArgs {
+    /// The `--config` file (or the defaults) with the shared flags applied: `--from`, then model
+    /// and data from its checkpoint unless given as flags, then the run and mask flags.
+    pub fn resolve<T: LawRunConfig>(&self) -> Result<T> {
+        let mut cfg: T = flags::read_config(self.run.config.as_deref())?;
+        let s = cfg.shared();
+        set(s.from, &self.from);
+        defaults_from_checkpoint(s.common, s.from.as_deref(), &self.run)?;
+        self.run.apply(s.common, s.optimizer)?;
+        self.mask.apply(s.mask_lr, s.ste_scale);
+        Ok(cfg)
+    }
+}
+
 /// The resolved settings of `hyperflux law`.
 pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
-    let mut cfg: LawConfig = match &a.run.config {
-        Some(p) => config::read_toml(p)?,
-        None => LawConfig::default(),
-    };
-    if a.run.from.is_some() {
-        cfg.from = a.run.from.clone();
-    }
-    defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
-    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run)?;
-    macro_rules! set {
-        ($dst:expr, $src:expr) => {
-            if let Some(v) = $src {
-                $dst = v;
-            }
-        };
-    }
-    if a.family.is_some() {
-        cfg.family = a.family;
-    }
-    set!(cfg.mask_lr, a.run.mask_lr);
-    set!(cfg.ste_scale, a.run.ste_scale);
-    set!(cfg.start_exponent, a.start_exponent);
-    set!(cfg.block_epochs, a.block_epochs);
-    set!(cfg.blocks, a.blocks);
-    set!(cfg.flux_quantile, a.flux_quantile);
-    set!(cfg.rate, a.rate);
-    set!(cfg.steps, a.steps);
-    set!(cfg.finetune_epochs, a.finetune_epochs);
-    set!(cfg.min_density, a.min_density);
-    set!(cfg.taylor_batches, a.taylor_batches);
-    set!(cfg.taylor_score, a.taylor_score);
+    let mut cfg: LawConfig = a.shared.resolve()?;
+    set(&mut cfg.family, &a.family);
+    set(&mut cfg.start_exponent, &a.start_exponent);
+    set(&mut cfg.block_epochs, &a.block_epochs);
+    set(&mut cfg.blocks, &a.blocks);
+    set(&mut cfg.flux_quantile, &a.flux_quantile);
+    set(&mut cfg.rate, &a.rate);
+    set(&mut cfg.steps, &a.steps);
+    set(&mut cfg.finetune_epochs, &a.finetune_epochs);
+    set(&mut cfg.min_density, &a.min_density);
+    set(&mut cfg.taylor_batches, &a.taylor_batches);
+    set(&mut cfg.taylor_score, &a.taylor_score);
     if cfg.from.is_none() {
         bail!(
             "--from CHECKPOINT is required: a law measurement starts from a dense checkpoint \
@@ -329,28 +278,11 @@ pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
 
 /// The resolved settings of `hyperflux converge`.
 pub fn converge_config(a: &ConvergeArgs) -> Result<ConvergeConfig> {
-    let mut cfg: ConvergeConfig = match &a.run.config {
-        Some(p) => config::read_toml(p)?,
-        None => ConvergeConfig::default(),
-    };
-    if a.run.from.is_some() {
-        cfg.from = a.run.from.clone();
-    }
-    defaults_from_checkpoint(&mut cfg.common, cfg.from.as_deref(), &a.run)?;
-    apply_run(&mut cfg.common, &mut cfg.optimizer, &a.run)?;
-    macro_rules! set {
-        ($dst:expr, $src:expr) => {
-            if let Some(v) = $src {
-                $dst = v;
-            }
-        };
-    }
-    set!(cfg.pressures, a.pressures.clone());
-    set!(cfg.epochs, a.epochs);
-    set!(cfg.lr_divisor, a.lr_divisor);
-    set!(cfg.record_every, a.record_every);
-    set!(cfg.mask_lr, a.run.mask_lr);
-    set!(cfg.ste_scale, a.run.ste_scale);
+    let mut cfg: ConvergeConfig = a.shared.resolve()?;
+    set(&mut cfg.pressures, &a.pressures);
+    set(&mut cfg.epochs, &a.epochs);
+    set(&mut cfg.lr_divisor, &a.lr_divisor);
+    set(&mut cfg.record_every, &a.record_every);
     cfg.validate()?;
     Ok(cfg)
 }
@@ -364,10 +296,10 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     write_text(path, &(serde_json::to_string_pretty(v)? + "\n"))
 }
 
-/// Writes the resolved settings as `settings.toml` and `settings.json`.
-fn write_settings<T: serde::Serialize>(out: &Path, cfg: &T) -> Result<()> {
-    write_text(&out.join("settings.toml"), &config::to_toml(cfg))?;
-    write_json(&out.join("settings.json"), &serde_json::to_value(cfg)?)
+/// Writes the resolved settings as `config.toml` (like every run) and `config.json`.
+fn write_config<T: serde::Serialize>(out: &Path, cfg: &T) -> Result<()> {
+    write_text(&out.join("config.toml"), &config::to_toml(cfg))?;
+    write_json(&out.join("config.json"), &serde_json::to_value(cfg)?)
 }
 
 fn to_point(s: &LawSample) -> LawPoint {
@@ -410,7 +342,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let _lock = lock_output(&out)?;
-    write_settings(&out, &cfg)?;
+    write_config(&out, &cfg)?;
     let csv = out.join(family.csv_file());
     eprintln!(
         "measuring the {} law from {} into {} (Saliency = {})",
@@ -419,7 +351,7 @@ pub fn law(a: &LawArgs) -> Result<()> {
         csv.display(),
         family.saliency_meaning()
     );
-    let mut obs = LawProgress::new(a.run.quiet, &out);
+    let mut obs = LawProgress::new(a.shared.run.quiet, &out);
     let mut points: Vec<LawPoint> = Vec::new();
     let mut write_error: Option<anyhow::Error> = None;
     let outcome = {
@@ -669,8 +601,8 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let _lock = lock_output(&out)?;
-    write_settings(&out, &cfg)?;
-    let mut obs = LawProgress::new(a.run.quiet, &out);
+    write_config(&out, &cfg)?;
+    let mut obs = LawProgress::new(a.shared.run.quiet, &out);
     let trace_csv = out.join("density_trace.csv");
     let mut done: Vec<ConvergeTrace> = Vec::new();
     let mut write_error: Option<anyhow::Error> = None;

@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod export_cmd;
+mod flags;
 mod frontier_cmd;
 mod law_cmd;
 mod onnxrt;

@@ -1,12 +1,12 @@
-//! Command dispatch: resolve configs (defaults ← TOML file ← flags), run, report.
+//! Command dispatch; the configs of `train` and `prune` (defaults ← TOML file ← flags, resolved
+//! by `flags.rs`); running and reporting them and the small commands.
 
 use crate::cli::*;
+use crate::flags::{self, set, RunFlags, TrainerFlags};
 use crate::progress::Progress;
 use crate::report;
 use anyhow::{bail, Context, Result};
-use hf_core::config::{
-    self, CommonConfig, OptimConfig, PruneConfig, RegrowthPressure, TrainConfig,
-};
+use hf_core::config::{CommonConfig, PruneConfig, RegrowthPressure, TrainConfig};
 use hf_core::preprocess::Normalize;
 use hf_core::pressure::Trajectory;
 use hf_engine::checkpoint::Checkpoint;
@@ -32,83 +32,50 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-/// Parses `--normalize` (one line naming the flag and the syntax when it is wrong).
-pub fn parse_normalize(s: Option<&str>) -> Result<Option<Normalize>> {
-    s.map(|t| {
-        t.parse::<Normalize>()
-            .map_err(|e| anyhow::anyhow!("--normalize {t}: {e}"))
-    })
-    .transpose()
-}
-
-fn apply_common(c: &mut CommonConfig, o: &mut OptimConfig, a: &CommonArgs) -> Result<()> {
-    macro_rules! set {
-        ($dst:expr, $src:expr) => {
-            if let Some(v) = $src.clone() {
-                $dst = v;
-            }
-        };
+/// Sets `cfg_from` from `--from` and, unless `--model` was given, the model from the file's
+/// architecture (train, prune).
+fn start_from(
+    cfg_from: &mut Option<std::path::PathBuf>,
+    model: &mut String,
+    from: Option<&std::path::Path>,
+    run: &RunFlags,
+) -> Result<()> {
+    if let Some(f) = from {
+        *cfg_from = Some(f.to_path_buf());
+        if run.model.is_none() {
+            *model = model_of(f)?;
+        }
     }
-    set!(c.model, a.model);
-    set!(c.dataset, a.dataset);
-    if a.data_dir.is_some() {
-        c.data_dir = a.data_dir.clone();
-    }
-    if let Some(n) = parse_normalize(a.normalize.as_deref())? {
-        c.normalize = Some(n);
-    }
-    set!(c.seed, a.seed);
-    set!(c.batch_size, a.batch_size);
-    set!(c.device, a.device);
-    set!(c.threads, a.threads);
-    set!(c.train_limit, a.train_limit);
-    set!(c.test_limit, a.test_limit);
-    if a.val_split.is_some() {
-        c.val_split = a.val_split;
-    }
-    set!(c.out_dir, a.out);
-    set!(c.label_smoothing, a.label_smoothing);
-    set!(c.augment, a.augment);
-    set!(o.kind, a.optimizer);
-    set!(o.lr, a.lr);
-    set!(o.momentum, a.momentum);
-    set!(o.weight_decay, a.weight_decay);
     Ok(())
 }
 
 /// The dense-training config of `hyperflux train`.
 pub fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut cfg: TrainConfig = match &a.common.config {
-        Some(p) => config::read_toml(p)?,
-        None => TrainConfig::default(),
-    };
-    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common)?;
-    if let Some(e) = a.epochs {
-        cfg.epochs = e;
-    }
-    if let Some(f) = &a.from {
-        cfg.from = Some(f.clone());
-        if a.common.model.is_none() {
-            cfg.common.model = model_of(f)?;
-        }
-    }
+    let mut cfg: TrainConfig = flags::read_config(a.run.config.as_deref())?;
+    a.run.apply(&mut cfg.common, &mut cfg.optimizer)?;
+    a.trainer.apply(&mut cfg.common, &mut cfg.optimizer);
+    set(&mut cfg.epochs, &a.epochs);
+    start_from(
+        &mut cfg.from,
+        &mut cfg.common.model,
+        a.from.as_deref(),
+        &a.run,
+    )?;
     cfg.validate()?;
     Ok(cfg)
 }
 
 /// The pruning config of `hyperflux prune`.
 pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
-    let mut cfg: PruneConfig = match &a.common.config {
-        Some(p) => config::read_toml(p)?,
-        None => PruneConfig::default(),
-    };
-    apply_common(&mut cfg.common, &mut cfg.optimizer, &a.common)?;
-    if let Some(f) = &a.from {
-        cfg.from = Some(f.clone());
-        if a.common.model.is_none() {
-            cfg.common.model = model_of(f)?;
-        }
-    }
+    let mut cfg: PruneConfig = flags::read_config(a.run.config.as_deref())?;
+    a.run.apply(&mut cfg.common, &mut cfg.optimizer)?;
+    a.trainer.apply(&mut cfg.common, &mut cfg.optimizer);
+    start_from(
+        &mut cfg.from,
+        &mut cfg.common.model,
+        a.from.as_deref(),
+        &a.run,
+    )?;
     if let Some(m) = &a.method {
         cfg.method = m
             .parse()
@@ -122,21 +89,13 @@ pub fn prune_config(a: &PruneArgs) -> Result<PruneConfig> {
         cfg.target_sparsity = Some(s);
         cfg.pressure = None;
     }
-    macro_rules! set {
-        ($dst:expr, $src:expr) => {
-            if let Some(v) = $src {
-                $dst = v;
-            }
-        };
-    }
-    set!(cfg.pruning_epochs, a.pruning_epochs);
-    set!(cfg.regrowth_epochs, a.regrowth_epochs);
-    set!(cfg.mask_lr, a.mask_lr);
-    set!(cfg.mask_lr_decay, a.mask_lr_decay);
-    set!(cfg.controller_step, a.controller_step);
-    set!(cfg.ste_scale, a.ste_scale);
-    set!(cfg.regrowth_lr_start, a.regrowth_lr);
-    set!(cfg.regrowth_lr_end, a.regrowth_lr_end);
+    set(&mut cfg.pruning_epochs, &a.pruning_epochs);
+    set(&mut cfg.regrowth_epochs, &a.regrowth_epochs);
+    a.mask.apply(&mut cfg.mask_lr, &mut cfg.ste_scale);
+    set(&mut cfg.mask_lr_decay, &a.mask_lr_decay);
+    set(&mut cfg.controller_step, &a.controller_step);
+    set(&mut cfg.regrowth_lr_start, &a.regrowth_lr);
+    set(&mut cfg.regrowth_lr_end, &a.regrowth_lr_end);
     if let Some(r) = &a.regrowth_pressure {
         cfg.regrowth_pressure = match r.as_str() {
             "hold" => RegrowthPressure::Hold,
@@ -155,7 +114,7 @@ fn model_of(path: &std::path::Path) -> Result<String> {
     Ok(ck.meta_str("arch")?.to_string())
 }
 
-fn load_resume(a: &CommonArgs) -> Result<Option<Checkpoint>> {
+fn load_resume(a: &TrainerFlags) -> Result<Option<Checkpoint>> {
     a.resume.as_ref().map(|p| load_checkpoint(p)).transpose()
 }
 
@@ -208,13 +167,13 @@ fn summarise(what: &str, o: &Outcome, dir: &std::path::Path) -> Result<()> {
 }
 
 fn train(a: &TrainArgs) -> Result<()> {
-    let resume = load_resume(&a.common)?;
+    let resume = load_resume(&a.trainer)?;
     let cfg = if resume.is_some() {
         TrainConfig::default()
     } else {
         train_config(a)?
     };
-    let mut obs = Progress::new(a.common.quiet, a.common.stop_after);
+    let mut obs = Progress::new(a.run.quiet, a.trainer.stop_after);
     let o = trainer::train_dense(&cfg, resume.as_ref(), &mut obs)?;
     let dir = o
         .checkpoint
@@ -225,7 +184,7 @@ fn train(a: &TrainArgs) -> Result<()> {
 }
 
 fn prune(a: &PruneArgs) -> Result<()> {
-    let resume = load_resume(&a.common)?;
+    let resume = load_resume(&a.trainer)?;
     let cfg = if resume.is_some() {
         PruneConfig::default()
     } else {
@@ -234,7 +193,7 @@ fn prune(a: &PruneArgs) -> Result<()> {
     if let Some(from) = cfg.from.as_ref().filter(|_| resume.is_none()) {
         note_data_mismatch(from, &cfg.common);
     }
-    let mut obs = Progress::new(a.common.quiet, a.common.stop_after);
+    let mut obs = Progress::new(a.run.quiet, a.trainer.stop_after);
     let o = trainer::prune(&cfg, resume.as_ref(), &mut obs)?;
     let dir = o
         .checkpoint

@@ -541,7 +541,7 @@ fn header_and_rows(p: &Path) -> (String, usize) {
 }
 
 #[test]
-fn law_magnitude_writes_csv_settings_fit_and_plot() {
+fn law_magnitude_writes_csv_config_fit_and_plot() {
     let s = synth();
     let out = s.root.join("imp");
     let o = out.to_str().unwrap();
@@ -556,8 +556,8 @@ fn law_magnitude_writes_csv_settings_fit_and_plot() {
     );
     assert_eq!(rows, 4);
     for f in [
-        "settings.toml",
-        "settings.json",
+        "config.toml",
+        "config.json",
         "summary.json",
         "fit.json",
         "fit.txt",
@@ -566,7 +566,7 @@ fn law_magnitude_writes_csv_settings_fit_and_plot() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     assert!(out.join("magnitude_law.png").is_file() && out.join("magnitude_law.svg").is_file());
-    let settings = fs::read_to_string(out.join("settings.toml")).unwrap();
+    let settings = fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(settings.contains("family = \"magnitude\"") && settings.contains("rate = 0.3"));
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -581,12 +581,12 @@ fn law_magnitude_writes_csv_settings_fit_and_plot() {
         "--no-plot",
     ]);
     assert!(v["fits"][0]["varexp"]["n"].as_u64() == Some(4));
-    // The saved settings reproduce the run exactly.
+    // The saved config reproduces the run exactly.
     let again = s.root.join("imp-again");
     ok(&[
         "law",
         "--config",
-        out.join("settings.toml").to_str().unwrap(),
+        out.join("config.toml").to_str().unwrap(),
         "--out",
         again.to_str().unwrap(),
         "--quiet",
