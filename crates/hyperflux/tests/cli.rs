@@ -68,13 +68,19 @@ fn common<'a>(data: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// The rows of `records.csv` without the wall-time column (`seconds`), found by its header.
 fn records(dir: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(dir.join("records.csv")).unwrap();
-    text.lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let seconds = header
+        .split(',')
+        .position(|h| h == "seconds")
+        .unwrap_or_else(|| panic!("no seconds column in {header}"));
+    lines
         .map(|l| {
             let mut f: Vec<String> = l.split(',').map(String::from).collect();
-            f.remove(11); // seconds
+            f.remove(seconds);
             f
         })
         .collect()

@@ -90,7 +90,11 @@ fn npy_dataset_trains_evaluates_exports_and_infers() {
     let spec = format!("npy:{}", dir.display());
     let run_dir = tmp.path().join("run");
     let out = train(&spec, &run_dir, &["--normalize", "0.5,0.25"]);
-    assert!(out.contains("dense training: test accuracy"), "{out}");
+    // The summary line names the held-out validation accuracy first, then the test accuracy.
+    assert!(
+        out.contains("dense training: validation accuracy") && out.contains(", test accuracy "),
+        "{out}"
+    );
     let config = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
     assert!(
         config.contains(&format!("dataset = \"{spec}\"")) && config.contains("[common.normalize]"),
