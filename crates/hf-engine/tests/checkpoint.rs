@@ -3,6 +3,7 @@
 
 use hf_core::update::OptimKind;
 use hf_engine::checkpoint::{self, Checkpoint};
+use hf_engine::init::Init;
 use hf_engine::mlp::Mlp;
 use hf_engine::network::Network;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
@@ -61,7 +62,7 @@ fn trained() -> (Mlp, HyperfluxOptim) {
         [1, 28, 28],
         &[300, 100],
         10,
-        (-0.1, 0.5),
+        Init::new(21, (-0.1, 0.5)),
         Device::Cpu,
     );
     let mut opt = HyperfluxOptim::new(&net, OptimKind::adam(), 0.0, 0.25);
@@ -100,7 +101,7 @@ fn round_trip_restores_every_tensor_and_the_metadata() {
         [1, 28, 28],
         &[300, 100],
         10,
-        (0.2, 0.5),
+        Init::new(99, (0.2, 0.5)),
         Device::Cpu,
     );
     let fresh_opt = HyperfluxOptim::new(&fresh, OptimKind::adam(), 0.0, 0.25);
@@ -209,8 +210,14 @@ fn damaged_or_non_finite_checkpoints_are_refused() {
 fn batchnorm_running_statistics_round_trip() {
     let _serial = torch_lock();
     tch::manual_seed(5);
-    let mut net =
-        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (-0.1, 0.5), Device::Cpu).unwrap();
+    let mut net = hf_engine::models::build(
+        "vgg-narrow",
+        [1, 28, 28],
+        10,
+        Init::new(5, (-0.1, 0.5)),
+        Device::Cpu,
+    )
+    .unwrap();
     let mut opt = HyperfluxOptim::new(net.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
     let x = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 + 0.5;
     let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
@@ -276,8 +283,14 @@ fn batchnorm_running_statistics_round_trip() {
     assert_eq!(ck.tensor_names(), want);
 
     tch::manual_seed(77);
-    let fresh =
-        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+    let fresh = hf_engine::models::build(
+        "vgg-narrow",
+        [1, 28, 28],
+        10,
+        Init::new(77, (0.2, 0.5)),
+        Device::Cpu,
+    )
+    .unwrap();
     let fresh_opt =
         HyperfluxOptim::new(fresh.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
     ck.restore_net(fresh.as_ref(), true).unwrap();
@@ -321,7 +334,7 @@ fn fuzzed_checkpoints_never_panic() {
         [1, 28, 28],
         &[300, 100],
         10,
-        (0.2, 0.5),
+        Init::new(0, (0.2, 0.5)),
         Device::Cpu,
     );
     let fresh_opt = HyperfluxOptim::new(&fresh, OptimKind::adam(), 0.0, 0.25);

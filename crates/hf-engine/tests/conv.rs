@@ -7,6 +7,7 @@ use hf_core::update::OptimKind;
 use hf_data::{Augment, DatasetKind};
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::conv::{Conv2d, ConvSpec, Linear};
+use hf_engine::init::Init;
 use hf_engine::models::{self, Body, Builder, ConvNet};
 use hf_engine::network::{autograd_grads, Network};
 use hf_engine::norm::BatchNorm2d;
@@ -22,6 +23,9 @@ fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The initial values of the networks whose values these tests do not look at.
+const INIT: Init = Init::new(0, (0.2, 0.5));
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -46,8 +50,8 @@ impl Body for Tiny {
     }
 }
 
-fn tiny(mask_init: (f64, f64)) -> ConvNet {
-    let mut b = Builder::new(Device::Cpu, mask_init);
+fn tiny(init: Init) -> ConvNet {
+    let mut b = Builder::new(Device::Cpu, init);
     let c1 = b.conv("c1", ConvSpec::same(2, 3, 3).stride(2), true);
     let c2 = b.conv("c2", ConvSpec::same(3, 2, 1), false);
     let fc = b.linear("fc", 2 * 3 * 3, 3);
@@ -69,7 +73,7 @@ fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
 fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights() {
     let _serial = torch_lock();
     tch::manual_seed(11);
-    let mut net = tiny((-0.4, 0.5));
+    let mut net = tiny(Init::new(11, (-0.4, 0.5)));
     let conv = &net.masked()[0];
     assert_eq!(conv.w.size(), [3, 2, 3, 3]);
     let pruned = conv.numel() - conv.present();
@@ -127,7 +131,7 @@ fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights()
 fn conv_effective_weight_gradient_matches_finite_differences() {
     let _serial = torch_lock();
     tch::manual_seed(12);
-    let net = tiny((-0.4, 0.5));
+    let net = tiny(Init::new(12, (-0.4, 0.5)));
     let (x, y) = batch(4, [2, 5, 5], 3);
     let g = autograd_grads(&net, &x, &y, 0.1);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
@@ -211,7 +215,8 @@ fn batchnorm_train_and_eval_behaviour() {
 fn bn_model_eval_is_per_example_train_is_per_batch() {
     let _serial = torch_lock();
     tch::manual_seed(14);
-    let net = models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+    let init = Init::new(14, (0.2, 0.5));
+    let net = models::build("vgg-narrow", [1, 28, 28], 10, init, Device::Cpu).unwrap();
     assert_eq!(net.buffers().len(), 12);
     let (x, _) = batch(6, [1, 28, 28], 10);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
@@ -245,7 +250,7 @@ fn model_prunable_counts_match_the_spec() {
         ("lenet300", [1, 28, 28], 10, 266_200),
     ];
     for &(name, shape, classes, n) in cases {
-        let net = models::build(name, shape, classes, (0.2, 0.5), Device::Cpu).unwrap();
+        let net = models::build(name, shape, classes, INIT, Device::Cpu).unwrap();
         assert_eq!(net.prunable(), n, "{name} {shape:?} {classes}");
         assert_eq!(net.arch(), name);
         assert_eq!(net.input_shape(), shape);
@@ -268,12 +273,12 @@ fn model_prunable_counts_match_the_spec() {
         }
     }
     for m in models::MODELS {
-        let net = (m.build)(m.input, 10, (0.2, 0.5), Device::Cpu).unwrap();
+        let net = (m.build)(m.input, 10, INIT, Device::Cpu).unwrap();
         assert_eq!(net.arch(), m.name);
         for alias in m.aliases {
             assert_eq!(models::canonical(alias), Some(m.name));
             assert_eq!(
-                models::build(alias, m.input, 10, (0.2, 0.5), Device::Cpu)
+                models::build(alias, m.input, 10, INIT, Device::Cpu)
                     .unwrap()
                     .arch(),
                 m.name
@@ -286,17 +291,17 @@ fn model_prunable_counts_match_the_spec() {
 #[test]
 fn unknown_or_too_small_models_give_one_line_errors() {
     let _serial = torch_lock();
-    let e = models::build("vgg21", [3, 32, 32], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg21", [3, 32, 32], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("vgg21") && e.contains("hyperflux models"), "{e}");
-    let e = models::build("vgg19", [3, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg19", [3, 8, 8], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("16x16") && !e.contains('\n'), "{e}");
-    let e = models::build("lenet5", [1, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("lenet5", [1, 8, 8], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();

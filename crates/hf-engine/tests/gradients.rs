@@ -2,6 +2,7 @@
 //! autograd, fused CPU update vs the tensor-op update.
 
 use hf_core::update::{MaskStep, OptimKind, StepHyper};
+use hf_engine::init::Init;
 use hf_engine::mlp::Mlp;
 use hf_engine::network::{autograd_grads, Network};
 use hf_engine::optim;
@@ -71,7 +72,14 @@ fn ste_mask_gradient_is_scaled_w_times_upstream() {
 fn hand_written_mlp_backward_matches_autograd() {
     let _serial = torch_lock();
     tch::manual_seed(3);
-    let net = Mlp::new("t", [1, 6, 6], &[20, 12], 5, (-0.3, 0.5), Device::Cpu);
+    let net = Mlp::new(
+        "t",
+        [1, 6, 6],
+        &[20, 12],
+        5,
+        Init::new(3, (-0.3, 0.5)),
+        Device::Cpu,
+    );
     let x = Tensor::randn([16, 1, 6, 6], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(5, [16], (Kind::Int64, Device::Cpu));
     let fast = net.data_grads(&x, &y, 0.1);
@@ -99,7 +107,14 @@ fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
     let _serial = torch_lock();
     tch::manual_seed(4);
     // Masks in [-0.9, 0.1]: about 10% of the weights present.
-    let mut net = Mlp::new("t", [1, 8, 8], &[40, 30], 7, (-0.9, 0.1), Device::Cpu);
+    let mut net = Mlp::new(
+        "t",
+        [1, 8, 8],
+        &[40, 30],
+        7,
+        Init::new(4, (-0.9, 0.1)),
+        Device::Cpu,
+    );
     let x = Tensor::randn([24, 1, 8, 8], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(7, [24], (Kind::Int64, Device::Cpu));
     let slow = autograd_grads(&net, &x, &y, 0.1);
@@ -129,8 +144,14 @@ fn fused_and_tensor_adam_agree_over_steps() {
     let _serial = torch_lock();
     tch::manual_seed(5);
     let make = || {
-        tch::manual_seed(5);
-        Mlp::new("t", [1, 4, 4], &[200], 3, (-0.2, 0.5), Device::Cpu)
+        Mlp::new(
+            "t",
+            [1, 4, 4],
+            &[200],
+            3,
+            Init::new(5, (-0.2, 0.5)),
+            Device::Cpu,
+        )
     };
     let x = Tensor::randn([8, 1, 4, 4], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(3, [8], (Kind::Int64, Device::Cpu));
@@ -187,7 +208,14 @@ fn fused_and_tensor_adam_agree_over_steps() {
 fn pressure_alone_lowers_every_mask_equally() {
     let _serial = torch_lock();
     tch::manual_seed(9);
-    let mut net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
+    let mut net = Mlp::new(
+        "t",
+        [1, 2, 2],
+        &[3],
+        2,
+        Init::new(9, (0.2, 0.5)),
+        Device::Cpu,
+    );
     // Zero all weights: the data gradient of every mask (s·w·G) vanishes.
     for mw in net.masked() {
         let mut w = mw.w.shallow_clone();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use hf_core::config::{CommonConfig, TrainConfig};
+use hf_engine::init::Init;
 use hf_engine::law::{self, ConvergeConfig, Family, LawConfig, LawSample, TaylorScore};
 use hf_engine::mlp::Mlp;
 use hf_engine::network::{to_vec_f32, Network};
@@ -103,7 +104,14 @@ fn prune_lowest_removes_the_fraction_and_reports_the_largest_removed_score() {
     let _g = lock();
     tch::manual_seed(11);
     // Some masks start negative: those weights are absent and must stay so.
-    let net = Mlp::new("t", [1, 6, 6], &[30, 20], 5, (-0.2, 0.5), Device::Cpu);
+    let net = Mlp::new(
+        "t",
+        [1, 6, 6],
+        &[30, 20],
+        5,
+        Init::new(11, (-0.2, 0.5)),
+        Device::Cpu,
+    );
     for step in 0..4 {
         let w: Vec<Vec<f32>> = net.masked().iter().map(|m| to_vec_f32(&m.w)).collect();
         let before: Vec<Vec<f32>> = net.masked().iter().map(|m| to_vec_f32(&m.m)).collect();
@@ -264,7 +272,14 @@ fn flux_stats_use_survivors_only() {
     let _serial = torch_lock();
     let _g = lock();
     tch::manual_seed(2);
-    let net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
+    let net = Mlp::new(
+        "t",
+        [1, 2, 2],
+        &[3],
+        2,
+        Init::new(2, (0.2, 0.5)),
+        Device::Cpu,
+    );
     // Prune half by magnitude, then give every pruned weight a huge negative flux: the
     // statistics must not see it.
     law::prune_lowest(&net, &law::magnitude_scores(&net), 0.5).unwrap();
