@@ -2,6 +2,8 @@
 //! against finite differences, BatchNorm train/eval behaviour, the models' prunable-weight counts
 //! (spec §5), and short end-to-end runs of a conv net on generated CIFAR-format files.
 
+mod common;
+
 use hf_core::config::{CommonConfig, OptimConfig, PruneConfig, TrainConfig};
 use hf_core::update::OptimKind;
 use hf_data::{Augment, DatasetKind};
@@ -16,13 +18,6 @@ use hf_engine::{loss, trainer};
 use std::collections::HashSet;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The initial values of the networks whose values these tests do not look at.
 const INIT: Init = Init::new(0, (0.2, 0.5));
@@ -58,12 +53,9 @@ fn tiny(init: Init) -> ConvNet {
     b.finish("tiny", [2, 5, 5], 3, Box::new(Tiny { c1, c2, fc }))
 }
 
-fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
-    let x = Tensor::randn(
-        [n, shape[0], shape[1], shape[2]],
-        (Kind::Float, Device::Cpu),
-    );
-    let y = Tensor::randint(classes, [n], (Kind::Int64, Device::Cpu));
+fn batch(seed: u64, n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
+    let x = common::randn(seed, &[n, shape[0], shape[1], shape[2]]);
+    let y = common::randint(seed, classes, n);
     (x, y)
 }
 
@@ -71,14 +63,12 @@ fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
 /// `s·w·∂L/∂ŵ + λ/N`, the weight by `H(m)·∂L/∂ŵ`, so pruned conv weights keep their value.
 #[test]
 fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights() {
-    let _serial = torch_lock();
-    tch::manual_seed(11);
     let mut net = tiny(Init::new(11, (-0.4, 0.5)));
     let conv = &net.masked()[0];
     assert_eq!(conv.w.size(), [3, 2, 3, 3]);
     let pruned = conv.numel() - conv.present();
     assert!(pruned > 5 && conv.present() > 5, "mixed gates expected");
-    let (x, y) = batch(6, [2, 5, 5], 3);
+    let (x, y) = batch(11, 6, [2, 5, 5], 3);
     let g = autograd_grads(&net, &x, &y, 0.1);
     let w0: Vec<Tensor> = net.masked().iter().map(|m| m.w.copy()).collect();
     let m0: Vec<Tensor> = net.masked().iter().map(|m| m.m.copy()).collect();
@@ -129,10 +119,8 @@ fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights()
 /// for present and pruned entries alike.
 #[test]
 fn conv_effective_weight_gradient_matches_finite_differences() {
-    let _serial = torch_lock();
-    tch::manual_seed(12);
     let net = tiny(Init::new(12, (-0.4, 0.5)));
-    let (x, y) = batch(4, [2, 5, 5], 3);
+    let (x, y) = batch(12, 4, [2, 5, 5], 3);
     let g = autograd_grads(&net, &x, &y, 0.1);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
     let loss_at = |e: &[Tensor]| {
@@ -168,13 +156,11 @@ fn conv_effective_weight_gradient_matches_finite_differences() {
 /// running statistics (unchanged) in evaluation; the scale and shift get gradients.
 #[test]
 fn batchnorm_train_and_eval_behaviour() {
-    let _serial = torch_lock();
-    tch::manual_seed(13);
     let (bn, params) = BatchNorm2d::new("bn", 3, Device::Cpu);
     assert_eq!(params[0].name, "bn.weight");
     assert_eq!(params[1].name, "bn.bias");
     let shift = Tensor::from_slice(&[2.0f32, -1.0, 0.5]).view([1, 3, 1, 1]);
-    let x = Tensor::randn([8, 3, 4, 4], (Kind::Float, Device::Cpu)) * 3.0 + &shift;
+    let x = common::randn(13, &[8, 3, 4, 4]) * 3.0 + &shift;
     let y = bn.forward(&x, true);
     // Normalised per channel with the batch's (biased) statistics.
     let mean = y.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
@@ -187,7 +173,7 @@ fn batchnorm_train_and_eval_behaviour() {
     assert!(max_abs_diff(&bn.running_mean, &(&bm * 0.1)) < 1e-5);
     assert!(max_abs_diff(&bn.running_var, &(&bv * 0.1 + 0.9)) < 1e-4);
     // Scale and shift are trained: both get a gradient.
-    (y * Tensor::randn([8, 3, 4, 4], (Kind::Float, Device::Cpu)))
+    (y * common::randn(14, &[8, 3, 4, 4]))
         .sum(Kind::Float)
         .backward();
     for p in &params {
@@ -213,12 +199,10 @@ fn batchnorm_train_and_eval_behaviour() {
 /// In a BN model, evaluation does not depend on the rest of the batch; training does.
 #[test]
 fn bn_model_eval_is_per_example_train_is_per_batch() {
-    let _serial = torch_lock();
-    tch::manual_seed(14);
     let init = Init::new(14, (0.2, 0.5));
     let net = models::build("vgg-narrow", [1, 28, 28], 10, init, Device::Cpu).unwrap();
     assert_eq!(net.buffers().len(), 12);
-    let (x, _) = batch(6, [1, 28, 28], 10);
+    let (x, _) = batch(14, 6, [1, 28, 28], 10);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
     let first = x.narrow(0, 0, 1);
     let alone = net.forward(&first);
@@ -236,7 +220,6 @@ fn bn_model_eval_is_per_example_train_is_per_batch() {
 /// shapes, with unique tensor names.
 #[test]
 fn model_prunable_counts_match_the_spec() {
-    let _serial = torch_lock();
     let cases: &[(&str, [i64; 3], i64, usize)] = &[
         ("resnet50", [3, 32, 32], 10, 23_467_712),
         ("resnet50", [3, 32, 32], 100, 23_652_032),
@@ -290,7 +273,6 @@ fn model_prunable_counts_match_the_spec() {
 
 #[test]
 fn unknown_or_too_small_models_give_one_line_errors() {
-    let _serial = torch_lock();
     let e = models::build("vgg21", [3, 32, 32], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
@@ -335,7 +317,6 @@ fn sgd() -> OptimConfig {
 /// pure function of (seed, epoch).
 #[test]
 fn cifar_training_batches_are_augmented_deterministically() {
-    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     hf_data::synth::write_cifar_dataset(dir.path(), DatasetKind::Cifar10, 64, 16, 3).unwrap();
     let common = cifar_common(dir.path(), dir.path(), "lenet5", 4);
@@ -364,7 +345,6 @@ fn cifar_training_batches_are_augmented_deterministically() {
 /// checkpoint of another input shape is refused with one line.
 #[test]
 fn conv_net_trains_and_prunes_on_generated_cifar_files() {
-    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cifar");
     std::fs::create_dir_all(&data_dir).unwrap();
