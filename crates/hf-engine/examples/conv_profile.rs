@@ -8,6 +8,7 @@
 
 use hf_core::update::OptimKind;
 use hf_data::{Augment, BatchConfig, DatasetKind, Split};
+use hf_engine::init::Init;
 use hf_engine::models;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use hf_engine::trainer::to_tensors;
@@ -30,8 +31,8 @@ fn main() {
     let ds = hf_data::load(kind, &dir, Split::Train)
         .unwrap_or_else(|_| hf_data::synth::dataset(kind, 128 * n_batches, 1));
     let shape = [ds.channels as i64, ds.height as i64, ds.width as i64];
-    tch::manual_seed(0);
-    let mut net = match models::build(&model, shape, 10, (0.2, 0.5), Device::Cpu) {
+    let init = Init::new(0, (0.2, 0.5));
+    let mut net = match models::build(&model, shape, 10, init, Device::Cpu) {
         Ok(n) => n,
         Err(e) => {
             eprintln!("error: {e}");

@@ -2,6 +2,7 @@
 //! `cargo run --release -p hf-engine --example step_profile -- 2`.
 use hf_core::masked_csr::MaskedCsr;
 use hf_core::update::OptimKind;
+use hf_engine::init::Init;
 use hf_engine::mlp::Mlp;
 use hf_engine::network::Network;
 use hf_engine::optim;
@@ -33,15 +34,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     hf_engine::device::set_threads(threads);
-    tch::manual_seed(0);
     let mut net = Mlp::new(
         "lenet300",
         [1, 28, 28],
         &[300, 100],
         10,
-        (0.2, 0.5),
+        Init::new(0, (0.2, 0.5)),
         Device::Cpu,
     );
+    // The random densities and the batch below still come from libtorch's generator.
+    tch::manual_seed(0);
     for mw in net.masked_mut() {
         let keep = Tensor::rand(mw.m.size(), (Kind::Float, Device::Cpu)).lt(density / 100.0);
         mw.m = mw.m.where_scalarother(&keep, -0.3);

@@ -7,8 +7,9 @@
 //! yields `∂L/∂ŵ` for the fresh leaf `ŵ`, and [`crate::step::HyperfluxOptim`] turns it into
 //! `∂L/∂m = s·w·∂L/∂ŵ + λ/N` and `∂L/∂w = H(m)·∂L/∂ŵ`, whatever the layer's shape.
 
+use crate::init::Init;
 use crate::masked::MaskedWeight;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// Shape of a convolution: `out_c` filters of `in_c × k × k`, with stride and zero padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,41 +107,45 @@ impl Linear {
 }
 
 /// A fresh masked conv weight `out_c × in_c × k × k`, Kaiming-normal for ReLU networks
-/// (`N(0, 2/fan_in)`, fan_in = `in_c·k²`), with masks uniform in `mask_init`.
-pub fn conv_weight(
-    name: &str,
-    spec: &ConvSpec,
-    mask_init: (f64, f64),
-    device: Device,
-) -> MaskedWeight {
+/// (`N(0, 2/fan_in)`, fan_in = `in_c·k²`) from the stream of `{name}.weight`, with masks
+/// uniform in `init.mask`.
+pub fn conv_weight(name: &str, spec: &ConvSpec, init: Init, device: Device) -> MaskedWeight {
     let fan_in = (spec.in_c * spec.k * spec.k) as f64;
     let std = (2.0 / fan_in).sqrt();
-    let w = Tensor::empty(
-        [spec.out_c, spec.in_c, spec.k, spec.k],
-        (Kind::Float, device),
-    )
-    .normal_(0.0, std);
-    MaskedWeight::new(name, w, mask_init.0, mask_init.1)
+    let w = init.normal(
+        &format!("{name}.weight"),
+        &[spec.out_c, spec.in_c, spec.k, spec.k],
+        0.0,
+        std,
+        device,
+    );
+    MaskedWeight::new(name, w, init)
 }
 
 /// A fresh masked linear weight `out × in` with PyTorch's `nn.Linear` default
-/// `U(±1/√in)`, masks uniform in `mask_init`.
+/// `U(±1/√in)` from the stream of `{name}.weight`, masks uniform in `init.mask`.
 pub fn linear_weight(
     name: &str,
     in_f: i64,
     out_f: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> MaskedWeight {
     let bound = 1.0 / (in_f as f64).sqrt();
-    let w = Tensor::empty([out_f, in_f], (Kind::Float, device)).uniform_(-bound, bound);
-    MaskedWeight::new(name, w, mask_init.0, mask_init.1)
+    let w = init.uniform(
+        &format!("{name}.weight"),
+        &[out_f, in_f],
+        -bound,
+        bound,
+        device,
+    );
+    MaskedWeight::new(name, w, init)
 }
 
-/// A bias of `n` values `U(±1/√fan_in)` that requires grad (PyTorch's default bias init).
-pub fn bias(n: i64, fan_in: i64, device: Device) -> Tensor {
+/// The bias of layer `name` (tensor `{name}.bias`): `n` values `U(±1/√fan_in)` (PyTorch's
+/// default bias init) from that tensor's stream, requiring grad.
+pub fn bias(name: &str, n: i64, fan_in: i64, init: Init, device: Device) -> Tensor {
     let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
-    Tensor::empty([n], (Kind::Float, device))
-        .uniform_(-bound, bound)
+    init.uniform(&format!("{name}.bias"), &[n], -bound, bound, device)
         .set_requires_grad(true)
 }

@@ -1,6 +1,7 @@
 //! The mask machinery shared by every masked layer: a weight `w`, its mask parameter `m` of the
 //! same shape, the gate `H(m) = [m >= 0]` and the effective weight `ŵ = w ⊙ H(m)`.
 
+use crate::init::Init;
 use tch::{Kind, Tensor};
 
 /// A prunable weight tensor with its mask parameter.
@@ -15,9 +16,10 @@ pub struct MaskedWeight {
 }
 
 impl MaskedWeight {
-    /// Wraps a weight and initialises its mask uniformly in `[low, high]` (spec: U[0.2, 0.5]).
-    pub fn new(name: &str, w: Tensor, low: f64, high: f64) -> Self {
-        let m = Tensor::empty(w.size(), (Kind::Float, w.device())).uniform_(low, high);
+    /// Wraps a weight and initialises its mask uniformly in `init.mask` (spec: U[0.2, 0.5]),
+    /// from the stream of `{name}.mask`.
+    pub fn new(name: &str, w: Tensor, init: Init) -> Self {
+        let m = init.mask(name, &w.size(), w.device());
         Self {
             name: name.to_string(),
             w,
@@ -25,9 +27,11 @@ impl MaskedWeight {
         }
     }
 
-    /// Re-initialises the mask uniformly in `[low, high]` (a pruning run starting from a dense net).
-    pub fn reset_mask(&mut self, low: f64, high: f64) {
-        let _ = self.m.uniform_(low, high);
+    /// Re-initialises the mask in place uniformly in `init.mask`, from the stream of
+    /// `{name}.mask` (a pruning run starting from a dense net).
+    pub fn reset_mask(&mut self, init: Init) {
+        let fresh = init.mask(&self.name, &self.m.size(), self.m.device());
+        tch::no_grad(|| self.m.copy_(&fresh));
     }
 
     /// The gate `H(m)` as 0/1 floats.

@@ -1,6 +1,8 @@
 //! Masked multi-layer perceptrons (LeNet-300-100): linear layers with ReLU, with a hand-written
 //! backward pass that skips autograd's bookkeeping. Verified against autograd in the tests.
 
+use crate::conv;
+use crate::init::Init;
 use crate::loss;
 use crate::masked::MaskedWeight;
 use crate::network::{Grads, Network, Param};
@@ -28,13 +30,14 @@ pub struct Mlp {
 
 impl Mlp {
     /// A fresh MLP with PyTorch's default `nn.Linear` initialisation (U(±1/√fan_in) for weight
-    /// and bias) and masks uniform in `mask_init`. Call `tch::manual_seed` first for determinism.
+    /// and bias) and masks uniform in `init.mask`, all drawn from `init`'s seed (layers `fc1`,
+    /// `fc2`, …: see [`crate::init`]), so the same `init` gives the same network.
     pub fn new(
         arch: &str,
         input: [i64; 3],
         hidden: &[i64],
         classes: i64,
-        mask_init: (f64, f64),
+        init: Init,
         device: Device,
     ) -> Self {
         let mut sizes = vec![input.iter().product::<i64>()];
@@ -44,13 +47,9 @@ impl Mlp {
         let mut params = Vec::new();
         for (i, pair) in sizes.windows(2).enumerate() {
             let (fan_in, fan_out) = (pair[0], pair[1]);
-            let bound = 1.0 / (fan_in as f64).sqrt();
             let name = format!("fc{}", i + 1);
-            let w = Tensor::empty([fan_out, fan_in], (Kind::Float, device)).uniform_(-bound, bound);
-            let b = Tensor::empty([fan_out], (Kind::Float, device))
-                .uniform_(-bound, bound)
-                .set_requires_grad(true);
-            masked.push(MaskedWeight::new(&name, w, mask_init.0, mask_init.1));
+            masked.push(conv::linear_weight(&name, fan_in, fan_out, init, device));
+            let b = conv::bias(&name, fan_out, fan_in, init, device);
             params.push(Param {
                 name: format!("{name}.bias"),
                 t: b,

@@ -3,6 +3,7 @@
 //! signature gives every model the Hyperflux gradients through autograd; a model may override
 //! [`Network::data_grads`] with a faster hand-written backward (the MLP does).
 
+use crate::init::Init;
 use crate::loss;
 use crate::masked::MaskedWeight;
 use crate::EngineError;
@@ -176,16 +177,18 @@ pub fn evaluate<N: Network + ?Sized>(
 ///   `graph`): that graph is rebuilt (its tensors are restored by the caller).
 /// - `model` is `onnx:PATH`: the ONNX file is imported and the network starts from its weights.
 /// - otherwise `model` names a built-in architecture ([`crate::models::build`]).
+///
+/// Whatever is not restored or imported starts from `init` (the run's seed and mask range).
 pub fn build_for(
     model: &str,
     source: Option<&crate::checkpoint::Checkpoint>,
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     if let Some(ck) = source {
-        if let Some(net) = from_checkpoint_graph(ck, mask_init, device)? {
+        if let Some(net) = from_checkpoint_graph(ck, init, device)? {
             return Ok(net);
         }
     }
@@ -195,18 +198,18 @@ pub fn build_for(
         return Ok(Box::new(crate::models::graph::GraphNet::new(
             imported.spec,
             Some(&imported.tensors),
-            mask_init,
+            init,
             device,
         )?));
     }
-    crate::models::build(model, input, classes, mask_init, device)
+    crate::models::build(model, input, classes, init, device)
 }
 
 /// The imported network a checkpoint describes (without its tensors), or `None` when the
 /// checkpoint holds a built-in architecture.
 pub fn from_checkpoint_graph(
     ck: &crate::checkpoint::Checkpoint,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Option<Box<dyn Network>>, EngineError> {
     if !ck.meta.contains_key("graph") {
@@ -214,7 +217,7 @@ pub fn from_checkpoint_graph(
     }
     let spec: hf_onnx::graph::GraphSpec = ck.meta_json("graph")?;
     Ok(Some(Box::new(crate::models::graph::GraphNet::new(
-        spec, None, mask_init, device,
+        spec, None, init, device,
     )?)))
 }
 

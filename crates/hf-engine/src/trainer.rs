@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::device;
+use crate::init::Init;
 use crate::masked::{self, DensityReport};
 use crate::network::{self, Network};
 use crate::step::{self, HyperfluxOptim, StepSettings};
@@ -473,17 +474,20 @@ pub fn load_network(ck: &Checkpoint, device: Device) -> Result<Box<dyn Network>,
             });
         }
     }
-    let net = network::build_for(arch, Some(ck), shape, classes, (0.2, 0.5), device)?;
+    // Every tensor, masks included, is restored next: the initial values do not matter.
+    let init = Init::new(0, (0.2, 0.5));
+    let net = network::build_for(arch, Some(ck), shape, classes, init, device)?;
     ck.restore_net(net.as_ref(), true)?;
     Ok(net)
 }
 
-/// Sets threads, resolves the device, loads the data and seeds libtorch.
+/// Sets threads, resolves the device and loads the data. Nothing of a run draws from
+/// libtorch's global generator: initial values come from the seed through [`Init`], batches
+/// and augmentation from it through `hf_data`.
 pub fn prepare(common: &CommonConfig) -> Result<(Device, RunData), EngineError> {
     device::set_threads(common.threads);
     let dev = device::resolve(&common.device)?;
     let data = load_data(common)?;
-    tch::manual_seed(common.seed as i64);
     Ok((dev, data))
 }
 
@@ -590,7 +594,7 @@ pub fn train_dense(
         resume.or(from_ck.as_ref()),
         input_shape(&data.train),
         data.train.classes as i64,
-        (0.2, 0.5),
+        Init::new(cfg.common.seed, (0.2, 0.5)),
         dev,
     )?;
     check_fits(net.as_ref(), &data)?;
@@ -895,7 +899,7 @@ pub fn prune(
         resume.or(from_ck.as_ref()),
         input_shape(&data.train),
         data.train.classes as i64,
-        (cfg.mask_init_low, cfg.mask_init_high),
+        Init::new(cfg.common.seed, (cfg.mask_init_low, cfg.mask_init_high)),
         dev,
     )?;
     check_fits(net.as_ref(), &data)?;

@@ -1,13 +1,16 @@
 //! Checkpoint round trip: every tensor (weights, masks, biases, optimizer states) and the
 //! metadata come back exactly; a truncated file is refused with a clear error.
 
+mod common;
+
 use hf_core::update::OptimKind;
 use hf_engine::checkpoint::{self, Checkpoint};
+use hf_engine::init::Init;
 use hf_engine::mlp::Mlp;
 use hf_engine::network::Network;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use std::collections::BTreeMap;
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
 /// Rewrites a safetensors file after `edit` changed its tensors' bytes or metadata; with
 /// `rehash` the tensor-data checksum is recomputed (a bad file with a valid checksum, so the
@@ -47,26 +50,18 @@ fn rewrite(
     std::fs::write(dst, safetensors::serialize(views, &Some(meta)).unwrap()).unwrap();
 }
 
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn trained() -> (Mlp, HyperfluxOptim) {
-    tch::manual_seed(21);
     let mut net = Mlp::new(
         "lenet300",
         [1, 28, 28],
         &[300, 100],
         10,
-        (-0.1, 0.5),
+        Init::new(21, (-0.1, 0.5)),
         Device::Cpu,
     );
     let mut opt = HyperfluxOptim::new(&net, OptimKind::adam(), 0.0, 0.25);
-    let x = Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
+    let x = common::randn(21, &[16, 1, 28, 28]);
+    let y = common::randint(21, 10, 16);
     let s = StepSettings {
         weight_lr: 1e-3,
         mask_lr: 1e-2,
@@ -81,7 +76,6 @@ fn trained() -> (Mlp, HyperfluxOptim) {
 
 #[test]
 fn round_trip_restores_every_tensor_and_the_metadata() {
-    let _serial = torch_lock();
     let (net, opt) = trained();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck.safetensors");
@@ -94,13 +88,12 @@ fn round_trip_restores_every_tensor_and_the_metadata() {
 
     let ck = Checkpoint::load(&path).unwrap();
     assert_eq!(ck.meta_str("state").unwrap(), "{\"epoch\":3}");
-    tch::manual_seed(99);
     let fresh = Mlp::new(
         "lenet300",
         [1, 28, 28],
         &[300, 100],
         10,
-        (0.2, 0.5),
+        Init::new(99, (0.2, 0.5)),
         Device::Cpu,
     );
     let fresh_opt = HyperfluxOptim::new(&fresh, OptimKind::adam(), 0.0, 0.25);
@@ -155,7 +148,6 @@ fn round_trip_restores_every_tensor_and_the_metadata() {
 /// values are refused even under a valid checksum; a file without a checksum loads, unverified.
 #[test]
 fn damaged_or_non_finite_checkpoints_are_refused() {
-    let _serial = torch_lock();
     let (net, opt) = trained();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck.safetensors");
@@ -207,13 +199,12 @@ fn damaged_or_non_finite_checkpoints_are_refused() {
 /// other tensor of the run: the exact set of names, and equal values.
 #[test]
 fn batchnorm_running_statistics_round_trip() {
-    let _serial = torch_lock();
-    tch::manual_seed(5);
+    let init = Init::new(5, (-0.1, 0.5));
     let mut net =
-        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (-0.1, 0.5), Device::Cpu).unwrap();
+        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, init, Device::Cpu).unwrap();
     let mut opt = HyperfluxOptim::new(net.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
-    let x = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu)) * 2.0 + 0.5;
-    let y = Tensor::randint(10, [8], (Kind::Int64, Device::Cpu));
+    let x = common::randn(5, &[8, 1, 28, 28]) * 2.0 + 0.5;
+    let y = common::randint(5, 10, 8);
     let s = StepSettings {
         weight_lr: 1e-2,
         mask_lr: 1e-2,
@@ -275,9 +266,8 @@ fn batchnorm_running_statistics_round_trip() {
     want.sort();
     assert_eq!(ck.tensor_names(), want);
 
-    tch::manual_seed(77);
-    let fresh =
-        hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+    let init = Init::new(77, (0.2, 0.5));
+    let fresh = hf_engine::models::build("vgg-narrow", [1, 28, 28], 10, init, Device::Cpu).unwrap();
     let fresh_opt =
         HyperfluxOptim::new(fresh.as_ref(), OptimKind::Sgd { momentum: 0.9 }, 5e-4, 0.25);
     ck.restore_net(fresh.as_ref(), true).unwrap();
@@ -299,7 +289,6 @@ fn batchnorm_running_statistics_round_trip() {
 /// always refused (checksum); whatever loads restores into the network.
 #[test]
 fn fuzzed_checkpoints_never_panic() {
-    let _serial = torch_lock();
     // xorshift64*: a fixed pseudo-random sequence without another dependency.
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move |n: usize| -> usize {
@@ -321,7 +310,7 @@ fn fuzzed_checkpoints_never_panic() {
         [1, 28, 28],
         &[300, 100],
         10,
-        (0.2, 0.5),
+        Init::new(0, (0.2, 0.5)),
         Device::Cpu,
     );
     let fresh_opt = HyperfluxOptim::new(&fresh, OptimKind::adam(), 0.0, 0.25);

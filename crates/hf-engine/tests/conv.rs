@@ -2,11 +2,14 @@
 //! against finite differences, BatchNorm train/eval behaviour, the models' prunable-weight counts
 //! (spec §5), and short end-to-end runs of a conv net on generated CIFAR-format files.
 
+mod common;
+
 use hf_core::config::{CommonConfig, OptimConfig, PruneConfig, TrainConfig};
 use hf_core::update::OptimKind;
 use hf_data::{Augment, DatasetKind};
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::conv::{Conv2d, ConvSpec, Linear};
+use hf_engine::init::Init;
 use hf_engine::models::{self, Body, Builder, ConvNet};
 use hf_engine::network::{autograd_grads, Network};
 use hf_engine::norm::BatchNorm2d;
@@ -16,12 +19,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// The initial values of the networks whose values these tests do not look at.
+const INIT: Init = Init::new(0, (0.2, 0.5));
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -46,20 +45,17 @@ impl Body for Tiny {
     }
 }
 
-fn tiny(mask_init: (f64, f64)) -> ConvNet {
-    let mut b = Builder::new(Device::Cpu, mask_init);
+fn tiny(init: Init) -> ConvNet {
+    let mut b = Builder::new(Device::Cpu, init);
     let c1 = b.conv("c1", ConvSpec::same(2, 3, 3).stride(2), true);
     let c2 = b.conv("c2", ConvSpec::same(3, 2, 1), false);
     let fc = b.linear("fc", 2 * 3 * 3, 3);
     b.finish("tiny", [2, 5, 5], 3, Box::new(Tiny { c1, c2, fc }))
 }
 
-fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
-    let x = Tensor::randn(
-        [n, shape[0], shape[1], shape[2]],
-        (Kind::Float, Device::Cpu),
-    );
-    let y = Tensor::randint(classes, [n], (Kind::Int64, Device::Cpu));
+fn batch(seed: u64, n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
+    let x = common::randn(seed, &[n, shape[0], shape[1], shape[2]]);
+    let y = common::randint(seed, classes, n);
     (x, y)
 }
 
@@ -67,14 +63,12 @@ fn batch(n: i64, shape: [i64; 3], classes: i64) -> (Tensor, Tensor) {
 /// `s·w·∂L/∂ŵ + λ/N`, the weight by `H(m)·∂L/∂ŵ`, so pruned conv weights keep their value.
 #[test]
 fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights() {
-    let _serial = torch_lock();
-    tch::manual_seed(11);
-    let mut net = tiny((-0.4, 0.5));
+    let mut net = tiny(Init::new(11, (-0.4, 0.5)));
     let conv = &net.masked()[0];
     assert_eq!(conv.w.size(), [3, 2, 3, 3]);
     let pruned = conv.numel() - conv.present();
     assert!(pruned > 5 && conv.present() > 5, "mixed gates expected");
-    let (x, y) = batch(6, [2, 5, 5], 3);
+    let (x, y) = batch(11, 6, [2, 5, 5], 3);
     let g = autograd_grads(&net, &x, &y, 0.1);
     let w0: Vec<Tensor> = net.masked().iter().map(|m| m.w.copy()).collect();
     let m0: Vec<Tensor> = net.masked().iter().map(|m| m.m.copy()).collect();
@@ -125,10 +119,8 @@ fn conv_ste_step_moves_masks_by_scaled_w_times_grad_and_freezes_pruned_weights()
 /// for present and pruned entries alike.
 #[test]
 fn conv_effective_weight_gradient_matches_finite_differences() {
-    let _serial = torch_lock();
-    tch::manual_seed(12);
-    let net = tiny((-0.4, 0.5));
-    let (x, y) = batch(4, [2, 5, 5], 3);
+    let net = tiny(Init::new(12, (-0.4, 0.5)));
+    let (x, y) = batch(12, 4, [2, 5, 5], 3);
     let g = autograd_grads(&net, &x, &y, 0.1);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
     let loss_at = |e: &[Tensor]| {
@@ -164,13 +156,11 @@ fn conv_effective_weight_gradient_matches_finite_differences() {
 /// running statistics (unchanged) in evaluation; the scale and shift get gradients.
 #[test]
 fn batchnorm_train_and_eval_behaviour() {
-    let _serial = torch_lock();
-    tch::manual_seed(13);
     let (bn, params) = BatchNorm2d::new("bn", 3, Device::Cpu);
     assert_eq!(params[0].name, "bn.weight");
     assert_eq!(params[1].name, "bn.bias");
     let shift = Tensor::from_slice(&[2.0f32, -1.0, 0.5]).view([1, 3, 1, 1]);
-    let x = Tensor::randn([8, 3, 4, 4], (Kind::Float, Device::Cpu)) * 3.0 + &shift;
+    let x = common::randn(13, &[8, 3, 4, 4]) * 3.0 + &shift;
     let y = bn.forward(&x, true);
     // Normalised per channel with the batch's (biased) statistics.
     let mean = y.mean_dim([0i64, 2, 3].as_slice(), false, Kind::Float);
@@ -183,7 +173,7 @@ fn batchnorm_train_and_eval_behaviour() {
     assert!(max_abs_diff(&bn.running_mean, &(&bm * 0.1)) < 1e-5);
     assert!(max_abs_diff(&bn.running_var, &(&bv * 0.1 + 0.9)) < 1e-4);
     // Scale and shift are trained: both get a gradient.
-    (y * Tensor::randn([8, 3, 4, 4], (Kind::Float, Device::Cpu)))
+    (y * common::randn(14, &[8, 3, 4, 4]))
         .sum(Kind::Float)
         .backward();
     for p in &params {
@@ -209,11 +199,10 @@ fn batchnorm_train_and_eval_behaviour() {
 /// In a BN model, evaluation does not depend on the rest of the batch; training does.
 #[test]
 fn bn_model_eval_is_per_example_train_is_per_batch() {
-    let _serial = torch_lock();
-    tch::manual_seed(14);
-    let net = models::build("vgg-narrow", [1, 28, 28], 10, (0.2, 0.5), Device::Cpu).unwrap();
+    let init = Init::new(14, (0.2, 0.5));
+    let net = models::build("vgg-narrow", [1, 28, 28], 10, init, Device::Cpu).unwrap();
     assert_eq!(net.buffers().len(), 12);
-    let (x, _) = batch(6, [1, 28, 28], 10);
+    let (x, _) = batch(14, 6, [1, 28, 28], 10);
     let eff: Vec<Tensor> = net.masked().iter().map(|m| m.effective()).collect();
     let first = x.narrow(0, 0, 1);
     let alone = net.forward(&first);
@@ -231,7 +220,6 @@ fn bn_model_eval_is_per_example_train_is_per_batch() {
 /// shapes, with unique tensor names.
 #[test]
 fn model_prunable_counts_match_the_spec() {
-    let _serial = torch_lock();
     let cases: &[(&str, [i64; 3], i64, usize)] = &[
         ("resnet50", [3, 32, 32], 10, 23_467_712),
         ("resnet50", [3, 32, 32], 100, 23_652_032),
@@ -245,7 +233,7 @@ fn model_prunable_counts_match_the_spec() {
         ("lenet300", [1, 28, 28], 10, 266_200),
     ];
     for &(name, shape, classes, n) in cases {
-        let net = models::build(name, shape, classes, (0.2, 0.5), Device::Cpu).unwrap();
+        let net = models::build(name, shape, classes, INIT, Device::Cpu).unwrap();
         assert_eq!(net.prunable(), n, "{name} {shape:?} {classes}");
         assert_eq!(net.arch(), name);
         assert_eq!(net.input_shape(), shape);
@@ -268,12 +256,12 @@ fn model_prunable_counts_match_the_spec() {
         }
     }
     for m in models::MODELS {
-        let net = (m.build)(m.input, 10, (0.2, 0.5), Device::Cpu).unwrap();
+        let net = (m.build)(m.input, 10, INIT, Device::Cpu).unwrap();
         assert_eq!(net.arch(), m.name);
         for alias in m.aliases {
             assert_eq!(models::canonical(alias), Some(m.name));
             assert_eq!(
-                models::build(alias, m.input, 10, (0.2, 0.5), Device::Cpu)
+                models::build(alias, m.input, 10, INIT, Device::Cpu)
                     .unwrap()
                     .arch(),
                 m.name
@@ -285,18 +273,17 @@ fn model_prunable_counts_match_the_spec() {
 
 #[test]
 fn unknown_or_too_small_models_give_one_line_errors() {
-    let _serial = torch_lock();
-    let e = models::build("vgg21", [3, 32, 32], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg21", [3, 32, 32], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("vgg21") && e.contains("hyperflux models"), "{e}");
-    let e = models::build("vgg19", [3, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("vgg19", [3, 8, 8], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("16x16") && !e.contains('\n'), "{e}");
-    let e = models::build("lenet5", [1, 8, 8], 10, (0.2, 0.5), Device::Cpu)
+    let e = models::build("lenet5", [1, 8, 8], 10, INIT, Device::Cpu)
         .err()
         .unwrap()
         .to_string();
@@ -330,7 +317,6 @@ fn sgd() -> OptimConfig {
 /// pure function of (seed, epoch).
 #[test]
 fn cifar_training_batches_are_augmented_deterministically() {
-    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     hf_data::synth::write_cifar_dataset(dir.path(), DatasetKind::Cifar10, 64, 16, 3).unwrap();
     let common = cifar_common(dir.path(), dir.path(), "lenet5", 4);
@@ -359,7 +345,6 @@ fn cifar_training_batches_are_augmented_deterministically() {
 /// checkpoint of another input shape is refused with one line.
 #[test]
 fn conv_net_trains_and_prunes_on_generated_cifar_files() {
-    let _serial = torch_lock();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cifar");
     std::fs::create_dir_all(&data_dir).unwrap();

@@ -1,19 +1,15 @@
 //! The Hyperflux gradients: straight-through mask gradient, hand-written MLP backward vs
 //! autograd, fused CPU update vs the tensor-op update.
 
+mod common;
+
 use hf_core::update::{MaskStep, OptimKind, StepHyper};
+use hf_engine::init::Init;
 use hf_engine::mlp::Mlp;
 use hf_engine::network::{autograd_grads, Network};
 use hf_engine::optim;
 use hf_engine::step::{HyperfluxOptim, StepSettings};
 use tch::{Device, Kind, Tensor};
-
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -24,8 +20,6 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 /// weights.
 #[test]
 fn ste_mask_gradient_is_scaled_w_times_upstream() {
-    let _serial = torch_lock();
-    tch::manual_seed(1);
     let w = Tensor::from_slice(&[0.5f32, -2.0, 1.5, 3.0]).view([2, 2]);
     let m = Tensor::from_slice(&[0.3f32, -0.1, 0.2, -0.4]).view([2, 2]);
     let upstream = Tensor::from_slice(&[1.0f32, 2.0, -3.0, 0.5]).view([2, 2]);
@@ -69,11 +63,10 @@ fn ste_mask_gradient_is_scaled_w_times_upstream() {
 
 #[test]
 fn hand_written_mlp_backward_matches_autograd() {
-    let _serial = torch_lock();
-    tch::manual_seed(3);
-    let net = Mlp::new("t", [1, 6, 6], &[20, 12], 5, (-0.3, 0.5), Device::Cpu);
-    let x = Tensor::randn([16, 1, 6, 6], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(5, [16], (Kind::Int64, Device::Cpu));
+    let init = Init::new(3, (-0.3, 0.5));
+    let net = Mlp::new("t", [1, 6, 6], &[20, 12], 5, init, Device::Cpu);
+    let x = common::randn(3, &[16, 1, 6, 6]);
+    let y = common::randint(3, 5, 16);
     let fast = net.data_grads(&x, &y, 0.1);
     let slow = autograd_grads(&net, &x, &y, 0.1);
     assert!(
@@ -96,12 +89,11 @@ fn hand_written_mlp_backward_matches_autograd() {
 
 #[test]
 fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
-    let _serial = torch_lock();
-    tch::manual_seed(4);
     // Masks in [-0.9, 0.1]: about 10% of the weights present.
-    let mut net = Mlp::new("t", [1, 8, 8], &[40, 30], 7, (-0.9, 0.1), Device::Cpu);
-    let x = Tensor::randn([24, 1, 8, 8], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(7, [24], (Kind::Int64, Device::Cpu));
+    let init = Init::new(4, (-0.9, 0.1));
+    let mut net = Mlp::new("t", [1, 8, 8], &[40, 30], 7, init, Device::Cpu);
+    let x = common::randn(4, &[24, 1, 8, 8]);
+    let y = common::randint(4, 7, 24);
     let slow = autograd_grads(&net, &x, &y, 0.1);
     for threshold in [0.0, 2.0] {
         net.set_sparse_below(threshold);
@@ -126,14 +118,18 @@ fn sparse_and_dense_mlp_paths_match_autograd_at_low_density() {
 
 #[test]
 fn fused_and_tensor_adam_agree_over_steps() {
-    let _serial = torch_lock();
-    tch::manual_seed(5);
     let make = || {
-        tch::manual_seed(5);
-        Mlp::new("t", [1, 4, 4], &[200], 3, (-0.2, 0.5), Device::Cpu)
+        Mlp::new(
+            "t",
+            [1, 4, 4],
+            &[200],
+            3,
+            Init::new(5, (-0.2, 0.5)),
+            Device::Cpu,
+        )
     };
-    let x = Tensor::randn([8, 1, 4, 4], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(3, [8], (Kind::Int64, Device::Cpu));
+    let x = common::randn(5, &[8, 1, 4, 4]);
+    let y = common::randint(5, 3, 8);
     let mut a = make();
     let mut b = make();
     let mut oa = HyperfluxOptim::new(&a, OptimKind::adam(), 1e-4, 0.25);
@@ -185,9 +181,14 @@ fn fused_and_tensor_adam_agree_over_steps() {
 
 #[test]
 fn pressure_alone_lowers_every_mask_equally() {
-    let _serial = torch_lock();
-    tch::manual_seed(9);
-    let mut net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
+    let mut net = Mlp::new(
+        "t",
+        [1, 2, 2],
+        &[3],
+        2,
+        Init::new(9, (0.2, 0.5)),
+        Device::Cpu,
+    );
     // Zero all weights: the data gradient of every mask (s·w·G) vanishes.
     for mw in net.masked() {
         let mut w = mw.w.shallow_clone();
@@ -197,7 +198,7 @@ fn pressure_alone_lowers_every_mask_equally() {
     let sgd = OptimKind::Sgd { momentum: 0.0 };
     let mut opt = HyperfluxOptim::new(&net, sgd, 0.0, 0.25);
     opt.masks.kind = sgd;
-    let x = Tensor::randn([4, 1, 2, 2], (Kind::Float, Device::Cpu));
+    let x = common::randn(9, &[4, 1, 2, 2]);
     let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
     let n = net.prunable() as f64;
     let s = StepSettings {

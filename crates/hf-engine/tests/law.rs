@@ -3,27 +3,15 @@
 //! reproducibility and settings validation.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
 use hf_core::config::{CommonConfig, TrainConfig};
+use hf_engine::init::Init;
 use hf_engine::law::{self, ConvergeConfig, Family, LawConfig, LawSample, TaylorScore};
 use hf_engine::mlp::Mlp;
 use hf_engine::network::{to_vec_f32, Network};
 use hf_engine::trainer::{self, Quiet};
 use tch::Device;
-
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// libtorch's RNG and thread settings are global: tests that build networks run one at a time.
-fn lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Synthetic MNIST-format data (512 train / 256 test) and a dense checkpoint trained on it for
 /// two epochs, made once per test binary.
@@ -99,11 +87,9 @@ fn expected_present(n: usize, rate: f64, k: usize) -> usize {
 
 #[test]
 fn prune_lowest_removes_the_fraction_and_reports_the_largest_removed_score() {
-    let _serial = torch_lock();
-    let _g = lock();
-    tch::manual_seed(11);
     // Some masks start negative: those weights are absent and must stay so.
-    let net = Mlp::new("t", [1, 6, 6], &[30, 20], 5, (-0.2, 0.5), Device::Cpu);
+    let init = Init::new(11, (-0.2, 0.5));
+    let net = Mlp::new("t", [1, 6, 6], &[30, 20], 5, init, Device::Cpu);
     for step in 0..4 {
         let w: Vec<Vec<f32>> = net.masked().iter().map(|m| to_vec_f32(&m.w)).collect();
         let before: Vec<Vec<f32>> = net.masked().iter().map(|m| to_vec_f32(&m.m)).collect();
@@ -146,8 +132,6 @@ fn prune_lowest_removes_the_fraction_and_reports_the_largest_removed_score() {
 
 #[test]
 fn magnitude_imp_records_thresholds_densities_and_accuracies() {
-    let _serial = torch_lock();
-    let _g = lock();
     let mut cfg = law_cfg(Family::Magnitude);
     cfg.rate = 0.2;
     cfg.steps = 4;
@@ -187,8 +171,6 @@ fn magnitude_imp_records_thresholds_densities_and_accuracies() {
 
 #[test]
 fn taylor_prunes_the_same_schedule_with_positive_scores() {
-    let _serial = torch_lock();
-    let _g = lock();
     for mode in [TaylorScore::AbsOfMean, TaylorScore::MeanOfAbs] {
         let mut cfg = law_cfg(Family::Taylor);
         cfg.rate = 0.3;
@@ -215,8 +197,6 @@ fn taylor_prunes_the_same_schedule_with_positive_scores() {
 
 #[test]
 fn l0_ladder_doubles_the_pressure_and_measures_survivor_flux() {
-    let _serial = torch_lock();
-    let _g = lock();
     let mut cfg = law_cfg(Family::L0);
     cfg.start_exponent = -1;
     cfg.blocks = 4;
@@ -261,10 +241,14 @@ fn l0_ladder_doubles_the_pressure_and_measures_survivor_flux() {
 
 #[test]
 fn flux_stats_use_survivors_only() {
-    let _serial = torch_lock();
-    let _g = lock();
-    tch::manual_seed(2);
-    let net = Mlp::new("t", [1, 2, 2], &[3], 2, (0.2, 0.5), Device::Cpu);
+    let net = Mlp::new(
+        "t",
+        [1, 2, 2],
+        &[3],
+        2,
+        Init::new(2, (0.2, 0.5)),
+        Device::Cpu,
+    );
     // Prune half by magnitude, then give every pruned weight a huge negative flux: the
     // statistics must not see it.
     law::prune_lowest(&net, &law::magnitude_scores(&net), 0.5).unwrap();
@@ -307,8 +291,6 @@ fn flux_stats_use_survivors_only() {
 
 #[test]
 fn one_shot_control_follows_the_dense_magnitude_distribution() {
-    let _serial = torch_lock();
-    let _g = lock();
     let mut cfg = law_cfg(Family::Oneshot);
     cfg.rate = 0.25;
     cfg.steps = 6;
@@ -341,8 +323,6 @@ fn one_shot_control_follows_the_dense_magnitude_distribution() {
 
 #[test]
 fn min_density_stops_early_and_runs_are_reproducible() {
-    let _serial = torch_lock();
-    let _g = lock();
     let mut cfg = law_cfg(Family::Magnitude);
     cfg.rate = 0.5;
     cfg.steps = 10;
@@ -357,8 +337,6 @@ fn min_density_stops_early_and_runs_are_reproducible() {
 
 #[test]
 fn converge_records_density_over_time_for_each_pressure() {
-    let _serial = torch_lock();
-    let _g = lock();
     let f = fixture();
     let cfg = ConvergeConfig {
         common: common(&f.data, &f.data.join("unused")),
@@ -395,7 +373,6 @@ fn converge_records_density_over_time_for_each_pressure() {
 
 #[test]
 fn settings_are_validated() {
-    let _serial = torch_lock();
     let mut cfg = LawConfig::default();
     let e = cfg.validate().unwrap_err().to_string();
     assert!(e.contains("family"), "{e}");

@@ -1,18 +1,11 @@
 //! Density accounting and the final snap to the target density.
 
+use hf_engine::init::Init;
 use hf_engine::masked::{snap_to_density, DensityReport, MaskedWeight};
 use tch::{Device, Kind, Tensor};
 
-/// libtorch's random generator and thread pool are process-wide: tests that seed it run one at
-/// a time, so a parallel test cannot draw numbers between another test's seed and its use.
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn density_counts_masks_at_or_above_zero() {
-    let _serial = torch_lock();
     let a = MaskedWeight {
         name: "a".into(),
         w: Tensor::ones([2, 3], (Kind::Float, Device::Cpu)),
@@ -36,7 +29,6 @@ fn density_counts_masks_at_or_above_zero() {
 
 #[test]
 fn effective_weight_is_zero_exactly_where_pruned() {
-    let _serial = torch_lock();
     let mw = MaskedWeight {
         name: "x".into(),
         w: Tensor::from_slice(&[1.5f32, -2.0, 3.0]),
@@ -51,15 +43,15 @@ fn effective_weight_is_zero_exactly_where_pruned() {
 
 #[test]
 fn snap_lands_exactly_on_target_and_keeps_the_largest_masks() {
-    let _serial = torch_lock();
-    tch::manual_seed(11);
+    let init = Init::new(11, (0.0, 0.0));
+    let randn = |name: String, r: i64, c: i64| init.normal(&name, &[r, c], 0.0, 1.0, Device::Cpu);
     let layers: Vec<MaskedWeight> = [(30, 40), (20, 10), (7, 1)]
         .iter()
         .enumerate()
         .map(|(i, &(r, c))| MaskedWeight {
             name: format!("l{i}"),
-            w: Tensor::randn([r, c], (Kind::Float, Device::Cpu)),
-            m: Tensor::randn([r, c], (Kind::Float, Device::Cpu)),
+            w: randn(format!("l{i}.weight"), r, c),
+            m: randn(format!("l{i}.mask"), r, c),
         })
         .collect();
     let n: usize = layers.iter().map(|l| l.numel()).sum();

@@ -2,6 +2,8 @@
 //! against PyTorch's own logits, checkpoint round trips of the imported graph, the Hyperflux
 //! step on an imported CNN, and the export to the pure-Rust runtime.
 
+mod common;
+
 use hf_engine::checkpoint::{self, Checkpoint};
 use hf_engine::network::{self, Network};
 use hf_engine::step::{HyperfluxOptim, StepSettings};
@@ -9,11 +11,6 @@ use hf_engine::trainer;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
-
-fn torch_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -55,7 +52,6 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn imported_networks_reproduce_pytorch_logits() {
-    let _serial = torch_lock();
     for name in ["mlp", "mlp_dynamo", "mlp_matmul", "cnn_folded", "cnn_bn"] {
         let net = imported(name);
         let (x, want) = reference(name);
@@ -71,7 +67,6 @@ fn imported_networks_reproduce_pytorch_logits() {
 
 #[test]
 fn imported_graph_survives_a_checkpoint_round_trip() {
-    let _serial = torch_lock();
     let net = imported("cnn_bn");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ck.safetensors");
@@ -101,8 +96,6 @@ fn imported_graph_survives_a_checkpoint_round_trip() {
 
 #[test]
 fn hyperflux_steps_on_an_imported_cnn_change_weights_and_masks() {
-    let _serial = torch_lock();
-    tch::manual_seed(3);
     let mut net = imported("cnn_bn");
     let mut opt = HyperfluxOptim::new(
         net.as_ref(),
@@ -114,8 +107,8 @@ fn hyperflux_steps_on_an_imported_cnn_change_weights_and_masks() {
         0.0,
         0.25,
     );
-    let x = Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(10, [16], (Kind::Int64, Device::Cpu));
+    let x = common::randn(3, &[16, 1, 28, 28]);
+    let y = common::randint(3, 10, 16);
     let m0 = net.masked()[0].m.copy();
     let w0 = net.masked()[0].w.copy();
     let s = StepSettings {
@@ -137,7 +130,6 @@ fn hyperflux_steps_on_an_imported_cnn_change_weights_and_masks() {
 
 #[test]
 fn imported_networks_export_to_the_sparse_runtime_with_the_same_logits() {
-    let _serial = torch_lock();
     for name in ["mlp", "mlp_dynamo", "mlp_matmul", "cnn_folded", "cnn_bn"] {
         let net = imported(name);
         let layers = net

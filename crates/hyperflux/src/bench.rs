@@ -40,9 +40,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         if !(d > 0.0 && d <= 100.0) {
             anyhow::bail!("--densities: {d} is not a density in (0, 100]");
         }
+        let init = hf_engine::init::Init::new(0, (0.2, 0.5));
+        let mut net = hf_engine::mlp::Mlp::new("lenet300", [1, 28, 28], &[300, 100], 10, init, dev);
+        // The random masks and the batch below still come from libtorch's generator.
         tch::manual_seed(0);
-        let mut net =
-            hf_engine::mlp::Mlp::new("lenet300", [1, 28, 28], &[300, 100], 10, (0.2, 0.5), dev);
         if a.dense_products {
             net.set_sparse_below(0.0);
         }

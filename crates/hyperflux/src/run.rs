@@ -361,7 +361,8 @@ fn write_logits(
 fn models(a: &ModelsArgs) -> Result<()> {
     println!("{:<12} {:<14} {:>12}", "model", "input", "prunable");
     for m in hf_engine::models::MODELS {
-        let net = (m.build)(m.input, a.classes, (0.2, 0.5), tch::Device::Cpu)?;
+        let init = hf_engine::init::Init::new(0, (0.2, 0.5));
+        let net = (m.build)(m.input, a.classes, init, tch::Device::Cpu)?;
         println!(
             "{:<12} {:<14} {:>12}",
             m.name,

@@ -3,6 +3,7 @@
 //! [`EpochRecord`].
 
 use crate::checkpoint::Checkpoint;
+use crate::init::Init;
 use crate::masked::DensityReport;
 use crate::network::{self, Network};
 use crate::step::{self, HyperfluxOptim, StepSettings};
@@ -22,7 +23,7 @@ pub(super) struct Setup {
 }
 
 /// Loads the data and the dense checkpoint `from` into a fresh `common.model` whose masks are
-/// initialised in `mask_init` (the checkpoint's masks are ignored).
+/// initialised in `mask_init` from `common.seed` (the checkpoint's masks are ignored).
 pub(super) fn setup(
     common: &CommonConfig,
     from: Option<&PathBuf>,
@@ -35,7 +36,7 @@ pub(super) fn setup(
         ck.as_ref(),
         trainer::input_shape(&data.train),
         data.train.classes as i64,
-        mask_init,
+        Init::new(common.seed, mask_init),
         dev,
     )?;
     trainer::check_fits(net.as_ref(), &data)?;

@@ -6,6 +6,7 @@
 //! buffers. The forward pass interprets the node list; gradients come from autograd
 //! ([`crate::network::autograd_grads`]).
 
+use crate::init::Init;
 use crate::masked::MaskedWeight;
 use crate::models::Exporter;
 use crate::network::{to_vec_f32, Network, Param};
@@ -14,7 +15,7 @@ use crate::EngineError;
 use hf_onnx::graph::{GraphSpec, NamedTensor, Op, INPUT};
 use hf_sparse::{Activation, LayerSpec, LayerTensors};
 use std::collections::HashMap;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// Architecture names of imported networks start with this prefix (`onnx:<name>`).
 pub const ARCH_PREFIX: &str = "onnx:";
@@ -70,12 +71,12 @@ fn i2(v: [usize; 2]) -> [i64; 2] {
 impl GraphNet {
     /// Builds the network of `spec` on `device`. With `tensors` (an import), weights, biases,
     /// BatchNorm parameters and statistics start from them; without (a checkpoint restores
-    /// them next), weights are initialised as the built-in models' are. Masks start uniform
-    /// in `mask_init`.
+    /// them next), weights are initialised as the built-in models' are, from `init`. Masks
+    /// start uniform in `init.mask`, each node's from the stream of its `{node}.mask`.
     pub fn new(
         spec: GraphSpec,
         tensors: Option<&[NamedTensor]>,
-        mask_init: (f64, f64),
+        init: Init,
         device: Device,
     ) -> Result<Self, EngineError> {
         spec.validate()
@@ -85,7 +86,6 @@ impl GraphNet {
             .iter()
             .map(|t| (t.name.as_str(), t))
             .collect();
-        let opts = (Kind::Float, device);
         let fetch = |name: &str, shape: &[usize]| -> Result<Option<Tensor>, EngineError> {
             if tensors.is_none() {
                 return Ok(None);
@@ -116,12 +116,12 @@ impl GraphNet {
         let mut reads = Vec::new();
         let bias_param = |params: &mut Vec<Param>,
                           name: &str,
-                          init: Option<Tensor>,
+                          given: Option<Tensor>,
                           n: usize,
                           fan_in: usize|
          -> Tensor {
-            let t = init
-                .unwrap_or_else(|| crate::conv::bias(n as i64, fan_in as i64, device))
+            let t = given
+                .unwrap_or_else(|| crate::conv::bias(name, n as i64, fan_in as i64, init, device))
                 .set_requires_grad(true);
             params.push(Param {
                 name: format!("{name}.bias"),
@@ -154,18 +154,18 @@ impl GraphNet {
                         Some(w) => w,
                         None => {
                             let dims: Vec<i64> = wshape.iter().map(|&d| d as i64).collect();
-                            Tensor::empty(dims.as_slice(), opts)
-                                .normal_(0.0, (2.0 / fan_in.max(1) as f64).sqrt())
+                            let std = (2.0 / fan_in.max(1) as f64).sqrt();
+                            init.normal(wname, &dims, 0.0, std, device)
                         }
                     };
                     let index = masked.len();
-                    masked.push(MaskedWeight::new(&node.name, w, mask_init.0, mask_init.1));
+                    masked.push(MaskedWeight::new(&node.name, w, init));
                     let bias = if *bias {
-                        let init = fetch(&owned[1].0, &owned[1].1)?;
+                        let given = fetch(&owned[1].0, &owned[1].1)?;
                         Some(bias_param(
                             &mut params,
                             &node.name,
-                            init,
+                            given,
                             *out_channels,
                             fan_in,
                         ))
@@ -191,18 +191,18 @@ impl GraphNet {
                         Some(w) => w,
                         None => {
                             let b = 1.0 / (*in_features as f64).sqrt();
-                            Tensor::empty([*out_features as i64, *in_features as i64], opts)
-                                .uniform_(-b, b)
+                            let dims = [*out_features as i64, *in_features as i64];
+                            init.uniform(wname, &dims, -b, b, device)
                         }
                     };
                     let index = masked.len();
-                    masked.push(MaskedWeight::new(&node.name, w, mask_init.0, mask_init.1));
+                    masked.push(MaskedWeight::new(&node.name, w, init));
                     let bias = if *bias {
-                        let init = fetch(&owned[1].0, &owned[1].1)?;
+                        let given = fetch(&owned[1].0, &owned[1].1)?;
                         Some(bias_param(
                             &mut params,
                             &node.name,
-                            init,
+                            given,
                             *out_features,
                             *in_features,
                         ))

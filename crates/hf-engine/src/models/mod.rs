@@ -20,6 +20,7 @@ pub mod vgg;
 pub use registry::{build, canonical, find, ModelEntry, MODELS};
 
 use crate::conv::{self, Conv2d, ConvSpec, Linear};
+use crate::init::Init;
 use crate::masked::MaskedWeight;
 use crate::network::{to_vec_f32, Network, Param};
 use crate::norm::BatchNorm2d;
@@ -218,17 +219,18 @@ fn act(relu: bool) -> Activation {
 /// Collects the masked weights and free parameters while a model's layers are created.
 pub struct Builder {
     device: Device,
-    mask_init: (f64, f64),
+    init: Init,
     masked: Vec<MaskedWeight>,
     params: Vec<Param>,
 }
 
 impl Builder {
-    /// An empty builder: tensors go to `device`, masks start uniform in `mask_init`.
-    pub fn new(device: Device, mask_init: (f64, f64)) -> Self {
+    /// An empty builder: tensors go to `device`, initial values (masks uniform in `init.mask`)
+    /// come from `init`, each tensor from the stream of its name.
+    pub fn new(device: Device, init: Init) -> Self {
         Self {
             device,
-            mask_init,
+            init,
             masked: Vec::new(),
             params: Vec::new(),
         }
@@ -239,9 +241,10 @@ impl Builder {
     pub fn conv(&mut self, name: &str, spec: ConvSpec, bias: bool) -> Conv2d {
         let index = self.masked.len();
         self.masked
-            .push(conv::conv_weight(name, &spec, self.mask_init, self.device));
+            .push(conv::conv_weight(name, &spec, self.init, self.device));
         let bias = bias.then(|| {
-            let t = conv::bias(spec.out_c, spec.in_c * spec.k * spec.k, self.device);
+            let fan_in = spec.in_c * spec.k * spec.k;
+            let t = conv::bias(name, spec.out_c, fan_in, self.init, self.device);
             let shared = t.shallow_clone();
             self.params.push(Param {
                 name: format!("{name}.bias"),
@@ -259,10 +262,10 @@ impl Builder {
             name,
             in_f,
             out_f,
-            self.mask_init,
+            self.init,
             self.device,
         ));
-        let t = conv::bias(out_f, in_f, self.device);
+        let t = conv::bias(name, out_f, in_f, self.init, self.device);
         let bias = t.shallow_clone();
         self.params.push(Param {
             name: format!("{name}.bias"),

@@ -4,15 +4,15 @@
 //! building by name ([`build`]) all read that one table.
 
 use super::{lenet5, resnet, vgg, Body, Builder};
+use crate::init::Init;
 use crate::mlp::Mlp;
 use crate::network::Network;
 use crate::EngineError;
 use tch::Device;
 
-/// Builds a model for examples of shape `input` (C, H, W) and `classes` classes, masks uniform
-/// in `mask_init`, tensors on `device`.
-pub type Constructor =
-    fn([i64; 3], i64, (f64, f64), Device) -> Result<Box<dyn Network>, EngineError>;
+/// Builds a model for examples of shape `input` (C, H, W) and `classes` classes, initial values
+/// from `init` (masks uniform in `init.mask`), tensors on `device`.
+pub type Constructor = fn([i64; 3], i64, Init, Device) -> Result<Box<dyn Network>, EngineError>;
 
 /// One built-in model.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +94,13 @@ pub fn canonical(name: &str) -> Option<&'static str> {
 }
 
 /// Builds a built-in model by name or alias for inputs of shape `input` (C, H, W) and `classes`
-/// classes. Fails with one line when the name is unknown or the model does not take the data
-/// shape.
+/// classes, initial values from `init` (the same `init` gives the same network). Fails with one
+/// line when the name is unknown or the model does not take the data shape.
 pub fn build(
     arch: &str,
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     let model = find(arch).ok_or_else(|| {
@@ -108,13 +108,13 @@ pub fn build(
             "unknown model {arch:?}: run `hyperflux models` for the list"
         ))
     })?;
-    (model.build)(input, classes, mask_init, device)
+    (model.build)(input, classes, init, device)
 }
 
 fn build_lenet300(
     _input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     // LeNet-300-100 is defined on 28×28 grey images; other inputs are refused by
@@ -124,7 +124,7 @@ fn build_lenet300(
         [1, 28, 28],
         &[300, 100],
         classes,
-        mask_init,
+        init,
         device,
     )))
 }
@@ -135,7 +135,7 @@ fn conv_net(
     name: &str,
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
     body: impl FnOnce(&mut Builder) -> Result<Box<dyn Body>, EngineError>,
 ) -> Result<Box<dyn Network>, EngineError> {
@@ -144,7 +144,7 @@ fn conv_net(
             "model {name}: input {input:?} with {classes} classes is not a valid data shape"
         )));
     }
-    let mut b = Builder::new(device, mask_init);
+    let mut b = Builder::new(device, init);
     let body = body(&mut b)?;
     Ok(Box::new(b.finish(name, input, classes, body)))
 }
@@ -152,10 +152,10 @@ fn conv_net(
 fn build_lenet5(
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
-    conv_net("lenet5", input, classes, mask_init, device, |b| {
+    conv_net("lenet5", input, classes, init, device, |b| {
         Ok(Box::new(lenet5::LeNet5::new(b, input, classes)?))
     })
 }
@@ -163,11 +163,11 @@ fn build_lenet5(
 fn build_vgg_narrow(
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     let name = "vgg-narrow";
-    conv_net(name, input, classes, mask_init, device, |b| {
+    conv_net(name, input, classes, init, device, |b| {
         Ok(Box::new(vgg::Vgg::new(
             b,
             vgg::VGG_NARROW,
@@ -181,11 +181,11 @@ fn build_vgg_narrow(
 fn build_vgg19(
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
     let name = "vgg19";
-    conv_net(name, input, classes, mask_init, device, |b| {
+    conv_net(name, input, classes, init, device, |b| {
         Ok(Box::new(vgg::Vgg::new(
             b,
             vgg::VGG19,
@@ -199,10 +199,10 @@ fn build_vgg19(
 fn build_resnet20(
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
-    conv_net("resnet20", input, classes, mask_init, device, |b| {
+    conv_net("resnet20", input, classes, init, device, |b| {
         Ok(Box::new(resnet::ResNet::new(
             b,
             &resnet::RESNET20,
@@ -215,10 +215,10 @@ fn build_resnet20(
 fn build_resnet50(
     input: [i64; 3],
     classes: i64,
-    mask_init: (f64, f64),
+    init: Init,
     device: Device,
 ) -> Result<Box<dyn Network>, EngineError> {
-    conv_net("resnet50", input, classes, mask_init, device, |b| {
+    conv_net("resnet50", input, classes, init, device, |b| {
         Ok(Box::new(resnet::ResNet::new(
             b,
             &resnet::RESNET50,
