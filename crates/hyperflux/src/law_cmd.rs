@@ -115,6 +115,10 @@ pub struct ConvergeArgs {
     /// Pressures λ, comma-separated; one fixed-pressure run each [default: 0.25,1,4].
     #[arg(long, value_delimiter = ',')]
     pub pressures: Option<Vec<f64>>,
+    /// Weight learning rates, comma-separated: every pressure runs once per rate (the paper's
+    /// Figure 5: pressure 1, several rates) [default: --lr alone].
+    #[arg(long, value_delimiter = ',')]
+    pub lrs: Option<Vec<f64>>,
     /// Epochs per run (the authors ran 300) [default: 300].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -280,6 +284,7 @@ pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
 pub fn converge_config(a: &ConvergeArgs) -> Result<ConvergeConfig> {
     let mut cfg: ConvergeConfig = a.shared.resolve()?;
     set(&mut cfg.pressures, &a.pressures);
+    set(&mut cfg.lrs, &a.lrs);
     set(&mut cfg.epochs, &a.epochs);
     set(&mut cfg.lr_divisor, &a.lr_divisor);
     set(&mut cfg.record_every, &a.record_every);
@@ -498,16 +503,16 @@ pub fn fit(a: &FitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the density samples of every run: `pressure,epoch,step,density`.
+/// Writes the density samples of every run: `pressure,lr,epoch,step,density`.
 fn write_traces(path: &Path, traces: &[ConvergeTrace]) -> Result<()> {
     atomic_write(path, |w: &mut dyn Write| {
-        writeln!(w, "pressure,epoch,step,density")?;
+        writeln!(w, "pressure,lr,epoch,step,density")?;
         for t in traces {
             for s in &t.samples {
                 writeln!(
                     w,
-                    "{:?},{:?},{},{:?}",
-                    t.pressure, s.epoch, s.step, s.density
+                    "{:?},{:?},{:?},{},{:?}",
+                    t.pressure, t.lr, s.epoch, s.step, s.density
                 )?;
             }
         }
@@ -524,19 +529,25 @@ fn finals_points(traces: &[ConvergeTrace], epochs: usize) -> Vec<LawPoint> {
             saliency: t.pressure,
             remaining: t.final_density,
             accuracy: Some(t.final_accuracy),
-            extras: vec![("Seconds".to_string(), t.seconds)],
+            extras: vec![("LR".to_string(), t.lr), ("Seconds".to_string(), t.seconds)],
         })
         .collect()
 }
 
 /// Density-vs-epoch panel and final-density-vs-λ panel.
 fn converge_charts(traces: &[ConvergeTrace], fit: Option<&PowerFit>) -> Vec<Chart> {
+    let several_lrs = traces.iter().any(|t| t.lr != traces[0].lr);
     let series = traces
         .iter()
         .map(|t| {
+            let lr = if several_lrs {
+                format!(", lr {}", hf_plot::format_sig(t.lr, 3))
+            } else {
+                String::new()
+            };
             Series::new(
                 format!(
-                    "λ = {}: final {}%",
+                    "λ = {}{lr}: final {}%",
                     hf_plot::format_sig(t.pressure, 4),
                     hf_plot::format_sig(t.final_density, 3)
                 ),
@@ -609,8 +620,8 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
     let traces = {
         let mut on_trace = |t: &ConvergeTrace| {
             eprintln!(
-                "λ = {}: final density {:.4}%, test accuracy {:.2}% ({:.1}s)",
-                t.pressure, t.final_density, t.final_accuracy, t.seconds
+                "λ = {}, lr {}: final density {:.4}%, test accuracy {:.2}% ({:.1}s)",
+                t.pressure, t.lr, t.final_density, t.final_accuracy, t.seconds
             );
             done.push(t.clone());
             if write_error.is_none() {
@@ -635,7 +646,12 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
         .iter()
         .map(|t| (t.pressure, t.final_density))
         .collect();
+    let several_lrs = traces.iter().any(|t| t.lr != traces[0].lr);
     let (fit, fit_note) = match hf_law::fit_loglog(&xy) {
+        _ if several_lrs => (
+            None,
+            Some("several learning rates: fit finals.csv per LR (column LR)".to_string()),
+        ),
         Ok(f) => (Some(f), None),
         Err(e) => (None, Some(e.to_string())),
     };
@@ -648,6 +664,7 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
         .map(|t| {
             json!({
                 "pressure": t.pressure,
+                "lr": t.lr,
                 "final_density": t.final_density,
                 "final_accuracy": t.final_accuracy,
                 "seconds": t.seconds,
@@ -672,13 +689,14 @@ pub fn converge(a: &ConvergeArgs) -> Result<()> {
         cfg.epochs, cfg.common.model, cfg.common.dataset
     );
     println!(
-        "{:>10} {:>14} {:>14} {:>10}",
-        "λ", "final density", "test accuracy", "seconds"
+        "{:>10} {:>10} {:>14} {:>14} {:>10}",
+        "λ", "lr", "final density", "test accuracy", "seconds"
     );
     for t in &traces {
         println!(
-            "{:>10} {:>13.4}% {:>13.2}% {:>10.1}",
+            "{:>10} {:>10} {:>13.4}% {:>13.2}% {:>10.1}",
             hf_plot::format_sig(t.pressure, 4),
+            hf_plot::format_sig(t.lr, 3),
             t.final_density,
             t.final_accuracy,
             t.seconds

@@ -666,16 +666,70 @@ fn converge_writes_traces_finals_and_plot() {
     ]);
     assert!(text.contains("final density vs λ"), "{text}");
     let (header, rows) = header_and_rows(&out.join("density_trace.csv"));
-    assert_eq!(header, "pressure,epoch,step,density");
+    assert_eq!(header, "pressure,lr,epoch,step,density");
     assert_eq!(rows, 3 * 3, "steps 0, 2 and 4 for each of 3 pressures");
     let (header, rows) = header_and_rows(&out.join("finals.csv"));
-    assert_eq!(header, "Epoch,Saliency,Remaining,Accuracy,Seconds");
+    assert_eq!(header, "Epoch,Saliency,Remaining,Accuracy,LR,Seconds");
     assert_eq!(rows, 3);
     assert!(out.join("converge.png").is_file() && out.join("converge.svg").is_file());
     let summary: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["runs"].as_array().unwrap().len(), 3);
     assert!(summary["fit_final_density_vs_pressure"]["alpha"].is_number());
+}
+
+/// Figure 5: one pressure, several weight learning rates; the trace carries the rate, no fit
+/// mixes rates, and a bad rate is one clean line.
+#[test]
+fn converge_runs_every_pressure_for_every_learning_rate() {
+    let s = synth();
+    let out = s.root.join("conv-lrs");
+    let base = [
+        "converge",
+        "--pressures",
+        "1",
+        "--epochs",
+        "1",
+        "--record-every",
+        "2",
+        "--mask-lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--quiet",
+    ];
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        "--lrs",
+        "0.001,0.01",
+        "--data-dir",
+        s.data.to_str().unwrap(),
+    ]);
+    args.extend(["--out", out.to_str().unwrap()]);
+    let text = ok(&args);
+    assert!(text.contains("several learning rates"), "{text}");
+    let trace = fs::read_to_string(out.join("density_trace.csv")).unwrap();
+    let lrs: std::collections::BTreeSet<&str> = trace
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(lrs.into_iter().collect::<Vec<_>>(), vec!["0.001", "0.01"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let runs = summary["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0]["lr"].as_f64(), runs[1]["lr"].as_f64()),
+        (Some(0.001), Some(0.01))
+    );
+    assert!(summary["fit_final_density_vs_pressure"].is_null());
+    let mut bad: Vec<&str> = base.to_vec();
+    bad.extend(["--lrs", "0.01,-1", "--data-dir", s.data.to_str().unwrap()]);
+    let bad_out = s.root.join("conv-bad");
+    bad.extend(["--out", bad_out.to_str().unwrap()]);
+    let line = fails(&bad);
+    assert!(line.contains("lrs") && line.contains("positive"), "{line}");
 }
 
 #[test]

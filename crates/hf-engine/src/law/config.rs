@@ -337,6 +337,9 @@ pub struct ConvergeConfig {
     pub from: Option<PathBuf>,
     /// The pressures λ, one run each.
     pub pressures: Vec<f64>,
+    /// Weight learning rates (start of the cosine), one set of runs each (the paper's Figure 5);
+    /// empty: the optimizer's `lr` alone.
+    pub lrs: Vec<f64>,
     /// Epochs per run.
     pub epochs: usize,
     /// Weight optimizer; its learning rate follows a cosine from `lr` to `lr / lr_divisor`.
@@ -364,6 +367,7 @@ impl Default for ConvergeConfig {
             },
             from: None,
             pressures: vec![0.25, 1.0, 4.0],
+            lrs: Vec::new(),
             epochs: 300,
             optimizer: OptimConfig {
                 lr: 5e-3,
@@ -380,6 +384,15 @@ impl Default for ConvergeConfig {
 }
 
 impl ConvergeConfig {
+    /// The weight learning rates to run: `lrs`, or the optimizer's `lr` when it is empty.
+    pub fn learning_rates(&self) -> Vec<f64> {
+        if self.lrs.is_empty() {
+            vec![self.optimizer.lr]
+        } else {
+            self.lrs.clone()
+        }
+    }
+
     /// Checks every setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.common.validate()?;
@@ -400,6 +413,13 @@ impl ConvergeConfig {
                 "pressures",
                 p,
                 "every pressure must be a positive number",
+            ));
+        }
+        if let Some(l) = self.lrs.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
+            return Err(invalid(
+                "lrs",
+                l,
+                "every learning rate must be a positive number",
             ));
         }
         if self.epochs == 0 {

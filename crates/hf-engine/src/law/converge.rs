@@ -27,6 +27,8 @@ pub struct DensitySample {
 pub struct ConvergeTrace {
     /// The pressure λ.
     pub pressure: f64,
+    /// The weight learning rate at the start of the cosine.
+    pub lr: f64,
     /// Density every `record_every` batches and at the end of every epoch.
     pub samples: Vec<DensitySample>,
     /// Per epoch: (epoch, density, test accuracy).
@@ -39,7 +41,7 @@ pub struct ConvergeTrace {
     pub seconds: f64,
 }
 
-/// Runs fixed-pressure Hyperflux for each pressure (each run from the same initial state: the
+/// Runs fixed-pressure Hyperflux for each learning rate and pressure (each run from the same initial state: the
 /// same seed, and the same dense weights when `cfg.from` is set). `on_trace` sees each finished run.
 pub fn converge(
     cfg: &ConvergeConfig,
@@ -48,7 +50,12 @@ pub fn converge(
 ) -> Result<Vec<ConvergeTrace>, EngineError> {
     cfg.validate()?;
     let mut traces = Vec::new();
-    for &lambda in &cfg.pressures {
+    let runs: Vec<(f64, f64)> = cfg
+        .learning_rates()
+        .into_iter()
+        .flat_map(|lr| cfg.pressures.iter().map(move |&l| (lr, l)))
+        .collect();
+    for (lr, lambda) in runs {
         let started = Instant::now();
         let mut s = setup(
             &cfg.common,
@@ -73,12 +80,7 @@ pub fn converge(
         let mut last = (0.0, 0.0);
         for e in 1..=cfg.epochs {
             let settings = StepSettings {
-                weight_lr: cosine(
-                    cfg.optimizer.lr,
-                    cfg.optimizer.lr / cfg.lr_divisor,
-                    e - 1,
-                    cfg.epochs,
-                ),
+                weight_lr: cosine(lr, lr / cfg.lr_divisor, e - 1, cfg.epochs),
                 mask_lr: cfg.mask_lr,
                 pressure: lambda,
                 train_masks: true,
@@ -115,6 +117,7 @@ pub fn converge(
         }
         let trace = ConvergeTrace {
             pressure: lambda,
+            lr,
             samples,
             epochs,
             final_density: last.0,
