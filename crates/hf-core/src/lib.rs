@@ -13,11 +13,9 @@
 //!   preprocessing recorded in checkpoints and exports).
 
 pub mod baselines;
-pub mod checksum;
 pub mod config;
 pub mod masked_csr;
 pub mod policy;
-pub mod preprocess;
 pub mod pressure;
 pub mod records;
 pub mod stages;
@@ -26,3 +24,7 @@ pub mod update;
 /// Atomic file output, from its own crate `hf-fsutil`; re-exported so `hf_core::fsutil::…`
 /// paths keep working.
 pub use hf_fsutil as fsutil;
+
+/// Tensor-data checksums and input preprocessing live in `hf-interchange` (the data readers
+/// and the sparse runtime use them without this crate); re-exported under their old paths.
+pub use hf_interchange::{checksum, preprocess};

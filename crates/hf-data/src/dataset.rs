@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use hf_core::preprocess::{Normalize, Preprocessing};
+use hf_interchange::preprocess::{Normalize, Preprocessing};
 
 use crate::{cifar, idx, DataError, DatasetKind, DatasetSpec, Split};
 

@@ -34,7 +34,7 @@ pub mod synth;
 pub use batch::{batches, batches_owned, Augment, Batch, BatchConfig, BatchIter, OwnedBatchIter};
 pub use dataset::{load, Dataset, Image, Pixels};
 pub use error::DataError;
-pub use hf_core::preprocess::{Normalize, Preprocessing};
+pub use hf_interchange::preprocess::{Normalize, Preprocessing};
 pub use kind::{DatasetKind, Split};
 pub use npy::read_npy;
 pub use prefetch::{prefetch, prefetch_scoped, Prefetch};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use hf_core::preprocess::Normalize;
+use hf_interchange::preprocess::Normalize;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dataset::Dataset;

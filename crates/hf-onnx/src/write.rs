@@ -269,7 +269,7 @@ pub fn write_onnx(
     preprocessing: Option<&Preprocessing>,
 ) -> Result<u64, OnnxError> {
     let bytes = to_onnx_bytes(model, preprocessing)?;
-    hf_core::fsutil::atomic_write_bytes(path, &bytes).map_err(|e| OnnxError::File {
+    hf_fsutil::atomic_write_bytes(path, &bytes).map_err(|e| OnnxError::File {
         path: path.display().to_string(),
         msg: format!("cannot write: {e}"),
     })?;

@@ -6,7 +6,7 @@ use crate::spec::{ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate::{self, RESERVED_KEYS};
 use crate::Preprocessing;
 use crate::SparseError;
-use hf_core::checksum::{self, Integrity};
+use hf_interchange::checksum::{self, Integrity};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -48,7 +48,7 @@ mod tests_kernels;
 pub use conv::{SparseConv, AUTO_IM2COL_DENSITY};
 pub use dispatch::PAR_MIN_WORK;
 pub use error::SparseError;
-pub use hf_core::checksum::Integrity;
+pub use hf_interchange::checksum::Integrity;
 pub use io::{
     col_idx_dtype, load, load_bytes, load_bytes_checked, load_checked, row_ptr_dtype, write_export,
 };
@@ -59,9 +59,9 @@ pub use spec::{
 pub use validate::{MAX_LAYER_WEIGHTS, MAX_TENSOR_VALUES, RESERVED_KEYS};
 
 /// How raw inputs become network inputs, recorded in every export (`input_scale`,
-/// `input_mean`, `input_std`; see FORMAT.md). The same type as `hf_core::preprocess`'s, which the
+/// `input_mean`, `input_std`; see FORMAT.md). The same type as `hf_interchange::preprocess`'s, which the
 /// data loader (`hf_data::Dataset::preprocessing`) produces.
-pub use hf_core::preprocess::Preprocessing;
+pub use hf_interchange::preprocess::Preprocessing;
 
 /// Re-exported so callers can compare index dtypes without depending on safetensors directly.
 pub use safetensors::Dtype;

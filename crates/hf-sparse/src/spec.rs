@@ -1,6 +1,6 @@
 //! The in-memory description of an exported network: layer specs, metadata and tensors.
 
-use hf_core::preprocess::Preprocessing;
+use hf_interchange::preprocess::Preprocessing;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

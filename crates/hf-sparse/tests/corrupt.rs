@@ -413,7 +413,7 @@ fn checksum_catches_flipped_data_and_absent_checksums_load_unverified() {
     let f = fixture();
     for src in [&f.sparse, &f.dense] {
         let good = Raw::read(src);
-        let stated = good.meta.as_ref().unwrap()[hf_core::checksum::KEY].clone();
+        let stated = good.meta.as_ref().unwrap()[hf_interchange::checksum::KEY].clone();
         assert_eq!(stated, good.digest(), "written checksum matches the data");
         let (_, integrity) = hf_sparse::load_checked(src).unwrap();
         assert_eq!(integrity, hf_sparse::Integrity::Verified);
@@ -440,11 +440,14 @@ fn checksum_catches_flipped_data_and_absent_checksums_load_unverified() {
         );
         // Without a checksum: loads, unverified.
         let mut r = Raw::read(src);
-        r.meta.as_mut().unwrap().remove(hf_core::checksum::KEY);
+        r.meta
+            .as_mut()
+            .unwrap()
+            .remove(hf_interchange::checksum::KEY);
         r.write(&f.out);
         let (m, integrity) = hf_sparse::load_checked(&f.out).unwrap();
         assert_eq!(integrity, hf_sparse::Integrity::Unverified);
-        assert!(!m.meta().extra.contains_key(hf_core::checksum::KEY));
+        assert!(!m.meta().extra.contains_key(hf_interchange::checksum::KEY));
     }
 }
 

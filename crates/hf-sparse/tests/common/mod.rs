@@ -164,8 +164,8 @@ impl Raw {
             meta: self.meta.clone(),
         };
         if let Some(m) = me.meta.as_mut() {
-            if m.contains_key(hf_core::checksum::KEY) {
-                m.insert(hf_core::checksum::KEY.to_string(), self.digest());
+            if m.contains_key(hf_interchange::checksum::KEY) {
+                m.insert(hf_interchange::checksum::KEY.to_string(), self.digest());
             }
         }
         me.write_keeping_checksum(path);
@@ -173,7 +173,7 @@ impl Raw {
 
     /// The tensor-data checksum of the tensors as they are now.
     pub fn digest(&self) -> String {
-        hf_core::checksum::tensor_digest(
+        hf_interchange::checksum::tensor_digest(
             self.tensors
                 .iter()
                 .map(|(n, (_, _, b))| (n.as_str(), b.as_slice())),
