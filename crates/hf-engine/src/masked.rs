@@ -125,42 +125,91 @@ impl DensityReport {
     }
 }
 
-/// Global magnitude pruning to an exact count: keeps the `round(target_percent/100 · N)`
-/// present weights of largest `|w|` over all masked tensors and prunes the other present
-/// weights (mask −1); pruned weights stay pruned. Ties are broken by position, so the count
-/// is exact. Never adds weights: a target above the present density changes nothing. Returns
-/// the number of present weights afterwards.
-pub fn magnitude_prune_to_density(masked: &[MaskedWeight], target_percent: f64) -> usize {
-    let total: usize = masked.iter().map(MaskedWeight::numel).sum();
-    let keep = ((target_percent / 100.0) * total as f64)
-        .round()
-        .clamp(1.0, total as f64) as usize;
+/// Mask value given to weights a pruning step removes.
+pub const PRUNED_MASK: f32 = -1.0;
+
+/// Result of one pruning step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneStep {
+    /// The largest score removed (NaN when nothing was removed).
+    pub threshold: f64,
+    /// Weights removed.
+    pub removed: usize,
+    /// Present weights before the step.
+    pub present_before: usize,
+    /// Present weights after the step.
+    pub present_after: usize,
+}
+
+/// Removes the `count(present)` present weights (at most all of them) with the lowest scores,
+/// globally over all masked tensors, by setting their masks to [`PRUNED_MASK`]; pruned weights
+/// stay pruned. Ties are broken by layer, then position, so the count is exact. `scores` holds
+/// one tensor per masked tensor, of its shape. The one removal mechanism of the law families
+/// and the magnitude baselines.
+pub fn prune_lowest_count(
+    masked: &[MaskedWeight],
+    scores: &[Tensor],
+    count: impl FnOnce(usize) -> usize,
+) -> Result<PruneStep, crate::EngineError> {
+    if scores.len() != masked.len() {
+        return Err(crate::EngineError::Model(format!(
+            "pruning scores for {} tensors but the model has {} masked tensors",
+            scores.len(),
+            masked.len()
+        )));
+    }
     let mut masks: Vec<Vec<f32>> = Vec::with_capacity(masked.len());
     let mut cand: Vec<(f32, u32, u32)> = Vec::new();
-    for (l, mw) in masked.iter().enumerate() {
+    for (l, (mw, s)) in masked.iter().zip(scores).enumerate() {
+        if s.size() != mw.m.size() {
+            return Err(crate::EngineError::Model(format!(
+                "pruning scores of {} have shape {:?}, the weight has {:?}",
+                mw.name,
+                s.size(),
+                mw.m.size()
+            )));
+        }
         let m = crate::network::to_vec_f32(&mw.m);
-        let w = crate::network::to_vec_f32(&mw.w);
+        let s = crate::network::to_vec_f32(s);
         cand.extend(
             m.iter()
-                .zip(&w)
+                .zip(&s)
                 .enumerate()
                 .filter(|(_, (m, _))| **m >= 0.0)
-                .map(|(i, (_, w))| (w.abs(), l as u32, i as u32)),
+                .map(|(i, (_, s))| (*s, l as u32, i as u32)),
         );
         masks.push(m);
     }
-    if cand.len() <= keep {
-        return cand.len();
+    let present = cand.len();
+    let k = count(present).min(present);
+    if k == 0 {
+        return Ok(PruneStep {
+            threshold: f64::NAN,
+            removed: 0,
+            present_before: present,
+            present_after: present,
+        });
     }
-    let remove = cand.len() - keep;
-    // Smallest magnitude first; ties: earlier layer, then earlier position, pruned first.
-    cand.select_nth_unstable_by(remove - 1, |a, b| {
+    let cmp = |a: &(f32, u32, u32), b: &(f32, u32, u32)| {
         a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
-    });
-    for &(_, l, i) in &cand[..remove] {
-        masks[l as usize][i as usize] = -1.0;
+    };
+    cand.select_nth_unstable_by(k - 1, cmp);
+    let threshold = cand[k - 1].0 as f64;
+    for &(_, l, i) in &cand[..k] {
+        masks[l as usize][i as usize] = PRUNED_MASK;
     }
-    for (mw, m) in masked.iter().zip(&masks) {
+    write_masks(masked, &masks);
+    Ok(PruneStep {
+        threshold,
+        removed: k,
+        present_before: present,
+        present_after: present - k,
+    })
+}
+
+/// Copies mask values (one flat vector per masked tensor) into the masked tensors.
+pub fn write_masks(masked: &[MaskedWeight], masks: &[Vec<f32>]) {
+    for (mw, m) in masked.iter().zip(masks) {
         let src = Tensor::from_slice(m)
             .view(mw.m.size().as_slice())
             .to_device(mw.m.device());
@@ -169,5 +218,27 @@ pub fn magnitude_prune_to_density(masked: &[MaskedWeight], target_percent: f64) 
             dst.copy_(&src);
         });
     }
-    keep
+}
+
+/// Magnitude scores `|w|`, one tensor per masked tensor.
+pub fn magnitude_scores(masked: &[MaskedWeight]) -> Vec<Tensor> {
+    tch::no_grad(|| masked.iter().map(|mw| mw.w.abs()).collect())
+}
+
+/// Global magnitude pruning to an exact count: keeps the `round(target_percent/100 · N)`
+/// present weights of largest `|w|` over all masked tensors and prunes the other present
+/// weights; pruned weights stay pruned, ties are broken by position. Never adds weights: a
+/// target above the present density changes nothing. Returns the present weights afterwards.
+pub fn magnitude_prune_to_density(
+    masked: &[MaskedWeight],
+    target_percent: f64,
+) -> Result<usize, crate::EngineError> {
+    let total: usize = masked.iter().map(MaskedWeight::numel).sum();
+    let keep = ((target_percent / 100.0) * total as f64)
+        .round()
+        .clamp(1.0, total as f64) as usize;
+    let step = prune_lowest_count(masked, &magnitude_scores(masked), |present| {
+        present.saturating_sub(keep)
+    })?;
+    Ok(step.present_after)
 }

@@ -12,7 +12,6 @@ use crate::EngineError;
 use hf_core::config::{CommonConfig, PruneConfig, TrainConfig};
 use hf_core::policy::{EpochPolicy, PolicyState};
 use hf_core::preprocess::Preprocessing;
-use hf_core::pressure::{Controller, PressureScheduler};
 use hf_core::records::{EpochRecord, RecordLog};
 use hf_data::{Augment, BatchConfig, Dataset, DatasetKind, DatasetSpec, LoadOptions, Split};
 use serde::{Deserialize, Serialize};
@@ -53,12 +52,11 @@ pub struct RunState {
     pub epoch: usize,
     /// Planned epochs.
     pub total_epochs: usize,
-    /// Pressure for the next epoch.
-    pub lambda: f64,
-    /// The pressure scheduler (scheduled pruning).
-    pub scheduler: Option<PressureScheduler>,
-    /// The controller holding the target during regrowth.
-    pub hold: Option<Controller>,
+    /// The epoch policy's evolving part: λ for the next epoch, the pressure scheduler, the
+    /// regrowth controller. Flattened, so the stored JSON keeps its `lambda`, `scheduler` and
+    /// `hold` keys.
+    #[serde(flatten)]
+    pub policy: PolicyState,
     /// Weight-optimizer steps.
     pub weights_step: u64,
     /// Mask-optimizer steps.
@@ -73,34 +71,16 @@ pub struct RunState {
 impl RunState {
     /// The state of a run that has not started, under `policy`.
     fn fresh(kind: &str, policy: &EpochPolicy) -> Self {
-        let p = &policy.state;
         RunState {
             kind: kind.into(),
             epoch: 0,
             total_epochs: policy.total_epochs(),
-            lambda: p.lambda,
-            scheduler: p.scheduler.clone(),
-            hold: p.hold,
+            policy: policy.state.clone(),
             weights_step: 0,
             masks_step: 0,
             records: vec![],
             kernel_state: vec![],
         }
-    }
-
-    /// The policy's part of the state.
-    fn policy_state(&self) -> PolicyState {
-        PolicyState {
-            lambda: self.lambda,
-            scheduler: self.scheduler.clone(),
-            hold: self.hold,
-        }
-    }
-
-    fn set_policy_state(&mut self, p: &PolicyState) {
-        self.lambda = p.lambda;
-        self.scheduler = p.scheduler.clone();
-        self.hold = p.hold;
     }
 }
 
@@ -673,7 +653,7 @@ impl Run<'_, '_> {
         obs: &mut dyn Observer,
     ) -> Result<Option<Snap>, EngineError> {
         // A resumed run continues with the policy state its checkpoint holds.
-        policy.state = self.state.policy_state();
+        policy.state = self.state.policy.clone();
         let total = policy.total_epochs();
         let mut snap = None;
         for epoch in self.state.epoch + 1..=total {
@@ -691,7 +671,7 @@ impl Run<'_, '_> {
                 });
             }
             if let Some(d) = plan.magnitude_prune_to {
-                masked::magnitude_prune_to_density(self.net.masked(), d);
+                masked::magnitude_prune_to_density(self.net.masked(), d)?;
             }
             let s = StepSettings {
                 weight_lr: plan.weight_lr,
@@ -708,7 +688,7 @@ impl Run<'_, '_> {
                 self.common.label_smoothing,
             );
             let expected = policy.after_epoch(epoch, dens.density());
-            self.state.set_policy_state(&policy.state);
+            self.state.policy = policy.state.clone();
             let pressure_loss = if plan.pressure == 0.0 {
                 0.0
             } else {

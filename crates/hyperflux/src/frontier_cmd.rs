@@ -332,14 +332,22 @@ pub fn collect_points(out: &Path) -> Result<Vec<Point>> {
             }
         }
     }
-    let order = |m: &str| PruneMethod::ALL.iter().position(|x| x.name() == m);
     points.sort_by(|a, b| {
-        order(&a.method)
-            .cmp(&order(&b.method))
+        method_rank(&a.method)
+            .cmp(&method_rank(&b.method))
             .then(a.target_sparsity.total_cmp(&b.target_sparsity))
             .then(a.seed.cmp(&b.seed))
     });
     Ok(points)
+}
+
+/// Where a method (by name) stands in [`PruneMethod::ALL`], the order tables and plots list
+/// methods in; unknown names last.
+fn method_rank(name: &str) -> usize {
+    PruneMethod::ALL
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or(usize::MAX)
 }
 
 /// Mean and sample standard deviation (0 for one value).
@@ -379,15 +387,9 @@ pub struct Summary {
 /// Groups points by method and sparsity.
 pub fn summarise(points: &[Point]) -> Vec<Summary> {
     let mut groups: BTreeMap<(usize, u64), Vec<&Point>> = BTreeMap::new();
-    let order = |m: &str| {
-        PruneMethod::ALL
-            .iter()
-            .position(|x| x.name() == m)
-            .unwrap_or(usize::MAX)
-    };
     for p in points {
         groups
-            .entry((order(&p.method), p.target_sparsity.to_bits()))
+            .entry((method_rank(&p.method), p.target_sparsity.to_bits()))
             .or_default()
             .push(p);
     }
@@ -411,8 +413,8 @@ pub fn summarise(points: &[Point]) -> Vec<Summary> {
         })
         .collect();
     out.sort_by(|a, b| {
-        order(&a.method)
-            .cmp(&order(&b.method))
+        method_rank(&a.method)
+            .cmp(&method_rank(&b.method))
             .then(a.target_sparsity.total_cmp(&b.target_sparsity))
     });
     out

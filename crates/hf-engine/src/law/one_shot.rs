@@ -1,9 +1,9 @@
 //! The one-shot control runner: the dense net pruned directly to each density of the geometric
 //! schedule by global magnitude, no fine-tuning.
 
-use super::prune::{write_masks, PRUNED_MASK};
 use super::session::{accuracy_of, density_of, Setup};
 use super::{LawConfig, LawSample};
+use crate::masked::{write_masks, PRUNED_MASK};
 use crate::network;
 use crate::EngineError;
 
@@ -39,7 +39,7 @@ pub(super) fn one_shot(
             masks[l as usize][i as usize] = PRUNED_MASK;
         }
         removed_so_far = remove;
-        write_masks(s.net.as_ref(), &masks);
+        write_masks(s.net.masked(), &masks);
         let density = density_of(s.net.as_ref());
         let acc = accuracy_of(s, &cfg.common);
         emit(LawSample {
