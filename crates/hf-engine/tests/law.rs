@@ -240,6 +240,34 @@ fn l0_ladder_doubles_the_pressure_and_measures_survivor_flux() {
 }
 
 #[test]
+fn l0_blocks_end_early_once_the_density_settles() {
+    let mut cfg = law_cfg(Family::L0);
+    cfg.start_exponent = -1;
+    cfg.blocks = 2;
+    cfg.block_epochs = 3;
+    cfg.mask_lr = 0.05;
+    // Without a tolerance every block runs its epochs.
+    let (o, _) = measure(&cfg);
+    assert_eq!(o.epochs, 6);
+    for s in &o.samples {
+        assert_eq!(extra(s, "BlockEpochs"), 3.0);
+        assert!(extra(s, "LastChange") >= 0.0);
+    }
+    // A tolerance no change can reach ends every block after its first epoch, and the flux
+    // of that epoch is what the point records.
+    cfg.block_tolerance = 1e9;
+    let (o, _) = measure(&cfg);
+    assert_eq!(o.epochs, 2);
+    assert_eq!(o.samples.len(), 2);
+    for (j, s) in o.samples.iter().enumerate() {
+        assert_eq!(extra(s, "BlockEpochs"), 1.0);
+        assert_eq!(s.epoch, Some((j + 1) as f64));
+        assert!(extra(s, "MinFlux").is_finite());
+        assert!(extra(s, "MedianRmsFlux") > 0.0);
+    }
+}
+
+#[test]
 fn flux_stats_use_survivors_only() {
     let net = Mlp::new(
         "t",
@@ -385,6 +413,13 @@ fn settings_are_validated() {
     cfg.block_epochs = 0;
     assert!(cfg.validate().is_err());
     cfg.block_epochs = 2;
+    cfg.block_tolerance = -1.0;
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("block_tolerance"));
+    cfg.block_tolerance = 1.0;
     cfg.start_exponent = 29;
     cfg.blocks = 3;
     assert!(cfg

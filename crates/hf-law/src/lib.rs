@@ -137,20 +137,45 @@ fn stem_of(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-/// Labels from file stems, qualified by the parent directory where stems collide.
+/// Labels from file stems, qualified by as many parent directories as it takes to tell apart
+/// files whose stems collide (`seed1/magnitude/magnitude` beside `law/magnitude/magnitude`).
 fn labels(files: &[PathBuf]) -> Vec<String> {
-    let stems: Vec<String> = files.iter().map(|f| stem_of(f)).collect();
+    // The label of `f` with `k` parent directories in front of its stem.
+    let with_parents = |f: &Path, k: usize| -> String {
+        let mut parts = vec![stem_of(f)];
+        let mut p = f.parent();
+        for _ in 0..k {
+            match p.and_then(|d| d.file_name().map(|n| (d, n))) {
+                Some((d, n)) => {
+                    parts.push(n.to_string_lossy().into_owned());
+                    p = d.parent();
+                }
+                None => break,
+            }
+        }
+        parts.reverse();
+        parts.join("/")
+    };
+    let depth = |f: &Path| f.components().count();
     files
         .iter()
-        .zip(&stems)
-        .map(|(f, s)| {
-            if stems.iter().filter(|t| *t == s).count() > 1 {
-                match f.parent().and_then(|p| p.file_name()) {
-                    Some(d) => format!("{}/{s}", d.to_string_lossy()),
-                    None => f.display().to_string(),
+        .enumerate()
+        .map(|(i, f)| {
+            let mut k = 0;
+            loop {
+                let mine = with_parents(f, k);
+                let clashes: Vec<&PathBuf> = files
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, g)| *j != i && with_parents(g, k) == mine)
+                    .map(|(_, g)| g)
+                    .collect();
+                // The same file named twice keeps one directory, like any stem collision.
+                let only_itself = clashes.iter().all(|g| *g == f);
+                if clashes.is_empty() || (only_itself && k >= 1) || k >= depth(f) {
+                    break mine;
                 }
-            } else {
-                s.clone()
+                k += 1;
             }
         })
         .collect()
@@ -195,7 +220,7 @@ pub fn run_fit(opts: &FitOptions) -> Result<FitReport, LawError> {
         });
     }
     let plots = match &opts.plot_stem {
-        Some(stem) => plot_fits(&fits, region2, stem)?.to_vec(),
+        Some(stem) => plot_fits(&fits, region2, stem)?,
         None => Vec::new(),
     };
     Ok(FitReport {

@@ -142,19 +142,65 @@ pub fn law_charts(fits: &[FileFit], region2: (f64, f64)) -> Vec<Chart> {
     charts
 }
 
+/// The residuals `ln s − ln(c·γ^−α)` of each file's region-2 points from its power-law fit,
+/// against γ: a law that holds leaves them scattered around 0, a curving one leaves an arch.
+/// `None` when no file has a power-law fit.
+pub fn residual_chart(fits: &[FileFit], region2: (f64, f64)) -> Option<Chart> {
+    let (lo, hi) = region2;
+    let series: Vec<Series> = fits
+        .iter()
+        .filter_map(|f| {
+            let p = f.power.as_ref()?;
+            let pts: Vec<(f64, f64)> = f
+                .points
+                .iter()
+                .filter(|q| q.remaining > lo && q.remaining <= hi && q.saliency > 0.0)
+                .map(|q| (q.saliency, q.remaining.ln() - p.eval(q.saliency).ln()))
+                .collect();
+            Some(Series::new(
+                format!("{} (α = {:.3})", f.label, p.alpha),
+                pts,
+                Style::LinePoints,
+            ))
+        })
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    Some(Chart {
+        title: format!(
+            "Residuals of the power-law fit over region 2 ({lo} < s ≤ {hi}): ln s − ln(c·γ^−α)"
+        ),
+        x_label: X_LABEL.to_string(),
+        y_label: "residual of ln s".to_string(),
+        log_x: true,
+        log_y: false,
+        series,
+        shaded_x: Vec::new(),
+        shaded_y: Vec::new(),
+    })
+}
+
 /// Writes the law plot for `fits` to `stem.png` / `stem.svg` (one chart for one file, stacked
-/// panels otherwise); returns `[png, svg]`.
+/// panels otherwise), and the residuals of the power-law fits to `stem_residuals.png` / `.svg`
+/// when there are any; returns the paths written.
 pub fn plot_fits(
     fits: &[FileFit],
     region2: (f64, f64),
     stem: &Path,
-) -> Result<[PathBuf; 2], LawError> {
+) -> Result<Vec<PathBuf>, LawError> {
     let charts = law_charts(fits, region2);
-    let paths = if charts.len() == 1 {
+    let mut paths = if charts.len() == 1 {
         hf_plot::draw(&charts[0], stem)?
     } else {
         hf_plot::draw_panels(&charts, stem)?
-    };
+    }
+    .to_vec();
+    if let Some(r) = residual_chart(fits, region2) {
+        let mut name = stem.file_name().unwrap_or_default().to_os_string();
+        name.push("_residuals");
+        paths.extend(hf_plot::draw(&r, &stem.with_file_name(name))?);
+    }
     Ok(paths)
 }
 
@@ -187,6 +233,47 @@ mod tests {
         assert_eq!(sig3(15.79), "15.8");
         assert_eq!(sig3(0.0123), "0.0123");
         assert_eq!(sig3(2.186e-5), "2.19e-5");
+    }
+
+    #[test]
+    fn residuals_are_zero_on_an_exact_law_and_arch_on_a_curved_one() {
+        use crate::LawPoint;
+        let pts = |curve: f64| -> Vec<LawPoint> {
+            (0..12)
+                .map(|i| {
+                    let g = 10f64.powf(-3.0 + 0.25 * i as f64);
+                    let ln_s = (0.5f64).ln() - 0.8 * g.ln() + curve * g.ln().powi(2);
+                    LawPoint {
+                        epoch: None,
+                        saliency: g,
+                        remaining: ln_s.exp(),
+                        accuracy: None,
+                        extras: Vec::new(),
+                    }
+                })
+                .collect()
+        };
+        let fit = |points: Vec<LawPoint>| FileFit {
+            file: PathBuf::from("x.csv"),
+            label: "x".into(),
+            power: crate::fit_power_law(&points, (0.0, 1e9)).ok(),
+            varexp: None,
+            test: crate::hypothesis::test_law(&points, (0.0, 1e9), 0),
+            points,
+            notes: Vec::new(),
+        };
+        let exact = residual_chart(&[fit(pts(0.0))], (0.0, 1e9)).unwrap();
+        assert_eq!(exact.series[0].points.len(), 12);
+        assert!(exact.series[0].points.iter().all(|(_, r)| r.abs() < 1e-9));
+        let curved = residual_chart(&[fit(pts(0.05))], (0.0, 1e9)).unwrap();
+        let r: Vec<f64> = curved.series[0].points.iter().map(|p| p.1).collect();
+        // A positive curvature leaves both ends above the line and the middle below it.
+        assert!(r[0] > 0.0 && r[11] > 0.0 && r[6] < 0.0, "{r:?}");
+        let none = FileFit {
+            power: None,
+            ..fit(pts(0.0))
+        };
+        assert!(residual_chart(&[none], (0.0, 1e9)).is_none());
     }
 
     #[test]

@@ -321,8 +321,22 @@ fn reference_fits_reproduce_the_readme_table() {
     assert_eq!(l0.points[0].epoch, Some(50.0));
     assert_eq!(l0.points[0].accuracy, Some(92.53));
 
-    // The plot exists and names the fits.
-    assert_eq!(report.plots.len(), 2);
+    // The plot and its residual plot exist; the plot names the fits.
+    assert_eq!(report.plots.len(), 4);
+    assert!(
+        report.plots.iter().all(|p| p.exists()),
+        "{:?}",
+        report.plots
+    );
+    let residuals = fs::read_to_string(
+        report
+            .plots
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with("_residuals.svg"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(residuals.contains("R50C10_IMP"));
     let svg = fs::read_to_string(stem.with_extension("svg")).unwrap();
     // The legend's c (3 digits) and alpha (4 digits) are the README's 1.503e-3 and 1.533; its R²
     // is our own fit's, printed at 3 digits.

@@ -40,6 +40,19 @@ fn fits_files_and_directories_and_reports_them() {
     let labels: Vec<&str> = report.fits.iter().map(|f| f.label.as_str()).collect();
     // a.csv twice (from the directory and by name): colliding stems get their directory.
     assert_eq!(labels, vec!["data/a", "b", "data/a"]);
+    // Same stem and same directory name: as many directories as it takes to tell them apart.
+    let x = law_file(&d.path().join("law/magnitude"), "magnitude.csv", 0.5, 0.8);
+    let y = law_file(&d.path().join("seed1/magnitude"), "magnitude.csv", 0.5, 0.9);
+    let r = run_fit(&FitOptions {
+        files: vec![x, y],
+        ..FitOptions::default()
+    })
+    .unwrap();
+    let labels: Vec<&str> = r.fits.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        vec!["law/magnitude/magnitude", "seed1/magnitude/magnitude"]
+    );
     let fa = &report.fits[0];
     let p = fa.power.unwrap();
     assert!(
@@ -50,9 +63,15 @@ fn fits_files_and_directories_and_reports_them() {
     // All 30 points, including the one capped at 100% that bends the curve off a line.
     assert_eq!(v.n, 30);
     assert!(v.r2 < 1.0 - 1e-6 && v.r2 > 0.99, "{v:?}");
+    let residuals = d.path().join("plots/law_residuals");
     assert_eq!(
         report.plots,
-        vec![stem.with_extension("png"), stem.with_extension("svg")]
+        vec![
+            stem.with_extension("png"),
+            stem.with_extension("svg"),
+            residuals.with_extension("png"),
+            residuals.with_extension("svg"),
+        ]
     );
     assert!(report
         .plots
@@ -74,7 +93,7 @@ fn fits_files_and_directories_and_reports_them() {
     assert_eq!(j["region2"][1], 50.0);
     assert!((j["fits"][1]["power"]["alpha"].as_f64().unwrap() - 0.5).abs() < 1e-9);
     assert_eq!(j["fits"][1]["n_points"], 30);
-    assert_eq!(j["plots"].as_array().unwrap().len(), 2);
+    assert_eq!(j["plots"].as_array().unwrap().len(), 4);
 }
 
 #[test]

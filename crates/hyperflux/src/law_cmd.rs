@@ -56,6 +56,8 @@ pub struct LawArgs {
     pub block_epochs: Option<usize>,
     #[arg(long, help = FamilySetting::Blocks.help())]
     pub blocks: Option<usize>,
+    #[arg(long, help = FamilySetting::BlockTolerance.help())]
+    pub block_tolerance: Option<f64>,
     #[arg(long, help = FamilySetting::FluxQuantile.help())]
     pub flux_quantile: Option<f64>,
     #[arg(long, help = FamilySetting::Rate.help())]
@@ -263,6 +265,7 @@ pub fn law_config(a: &LawArgs) -> Result<LawConfig> {
     set(&mut cfg.start_exponent, &a.start_exponent);
     set(&mut cfg.block_epochs, &a.block_epochs);
     set(&mut cfg.blocks, &a.blocks);
+    set(&mut cfg.block_tolerance, &a.block_tolerance);
     set(&mut cfg.flux_quantile, &a.flux_quantile);
     set(&mut cfg.rate, &a.rate);
     set(&mut cfg.steps, &a.steps);

@@ -367,8 +367,10 @@ fn fit_json_and_region_option() {
         f["power"]["n"].as_u64().unwrap() < 44,
         "a narrower region has fewer points"
     );
-    assert_eq!(v["plots"].as_array().unwrap().len(), 2);
+    // The law plot and the residuals of its power-law fit.
+    assert_eq!(v["plots"].as_array().unwrap().len(), 4);
     assert!(stem.with_extension("png").is_file() && stem.with_extension("svg").is_file());
+    assert!(stem.with_file_name("imp_residuals.png").is_file());
     // Malformed regions are usage errors (exit 2) with the expected form in the message.
     let o = run(&["fit", imp.to_str().unwrap(), "--region2", "50:1"]);
     assert_eq!(o.status.code(), Some(2));

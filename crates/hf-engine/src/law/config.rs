@@ -53,6 +53,8 @@ pub enum FamilySetting {
     BlockEpochs,
     /// [`LawConfig::blocks`].
     Blocks,
+    /// [`LawConfig::block_tolerance`].
+    BlockTolerance,
     /// [`LawConfig::flux_quantile`].
     FluxQuantile,
     /// [`LawConfig::rate`].
@@ -71,10 +73,11 @@ pub enum FamilySetting {
 
 impl FamilySetting {
     /// Every family-specific setting, in the order the CLI lists them.
-    pub const ALL: [FamilySetting; 10] = [
+    pub const ALL: [FamilySetting; 11] = [
         FamilySetting::StartExponent,
         FamilySetting::BlockEpochs,
         FamilySetting::Blocks,
+        FamilySetting::BlockTolerance,
         FamilySetting::FluxQuantile,
         FamilySetting::Rate,
         FamilySetting::Steps,
@@ -88,7 +91,11 @@ impl FamilySetting {
     pub fn families(self) -> &'static [Family] {
         use Family::*;
         match self {
-            Self::StartExponent | Self::BlockEpochs | Self::Blocks | Self::FluxQuantile => &[L0],
+            Self::StartExponent
+            | Self::BlockEpochs
+            | Self::Blocks
+            | Self::BlockTolerance
+            | Self::FluxQuantile => &[L0],
             Self::Rate | Self::Steps | Self::MinDensity => &[Magnitude, Taylor, Oneshot],
             Self::FinetuneEpochs => &[Magnitude, Taylor],
             Self::TaylorBatches | Self::TaylorScore => &[Taylor],
@@ -101,6 +108,11 @@ impl FamilySetting {
             Self::StartExponent => "exponent k of the first pressure λ = 2^k",
             Self::BlockEpochs => "epochs per pressure block (K); λ doubles after each block",
             Self::Blocks => "number of pressure blocks (points)",
+            Self::BlockTolerance => {
+                "end a block early once the density changes by less than this many percent (of \
+                 itself) over one epoch, --block-epochs being the most a block runs; 0: every \
+                 block runs --block-epochs epochs"
+            }
             Self::FluxQuantile => {
                 "quantile of the survivors' flux recorded next to the minimum (QuantileFlux and \
                  QuantileRmsFlux columns)"
@@ -123,6 +135,7 @@ impl FamilySetting {
             Self::StartExponent => cfg.start_exponent.to_string(),
             Self::BlockEpochs => cfg.block_epochs.to_string(),
             Self::Blocks => cfg.blocks.to_string(),
+            Self::BlockTolerance => cfg.block_tolerance.to_string(),
             Self::FluxQuantile => cfg.flux_quantile.to_string(),
             Self::Rate => cfg.rate.to_string(),
             Self::Steps => cfg.steps.to_string(),
@@ -164,6 +177,9 @@ pub struct LawConfig {
     pub block_epochs: usize,
     /// L0: number of blocks; the last one runs at `2^(start_exponent + blocks − 1)`.
     pub blocks: usize,
+    /// L0: a block ends early once the density changes by less than this percentage of itself
+    /// over one epoch (0: never; every block runs `block_epochs`).
+    pub block_tolerance: f64,
     /// L0: mask learning rate (Adam).
     pub mask_lr: f64,
     /// L0: straight-through scale s.
@@ -201,6 +217,7 @@ impl Default for LawConfig {
             start_exponent: -8,
             block_epochs: 3,
             blocks: 13,
+            block_tolerance: 0.0,
             mask_lr: 1e-3,
             ste_scale: 0.25,
             mask_init_low: 0.2,
@@ -273,6 +290,13 @@ impl LawConfig {
                 }
                 if self.blocks == 0 {
                     return Err(invalid("blocks", 0, "use at least one block"));
+                }
+                if !(self.block_tolerance.is_finite() && self.block_tolerance >= 0.0) {
+                    return Err(invalid(
+                        "block_tolerance",
+                        self.block_tolerance,
+                        "use a percentage >= 0, e.g. 1 (0 turns early block ends off)",
+                    ));
                 }
                 let last = self.start_exponent as i64 + self.blocks as i64 - 1;
                 if !(-60..=30).contains(&(self.start_exponent as i64)) || last > 30 {
