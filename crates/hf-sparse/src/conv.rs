@@ -44,6 +44,11 @@ pub enum SparseConv {
     /// CSR × im2col: unfold the input into the patch matrix, then each nonzero adds one patch
     /// row.
     Im2col,
+    /// Shifted whole-tile axpys (stride 1 only; other layers fall back to `Auto`'s choice): a
+    /// tile of examples is packed as zero-padded planes, and each nonzero adds its input
+    /// channel, shifted by the tap's offset, over the whole tile at once — long contiguous
+    /// axpys even for 7x7 or 3x3 maps, the batch filling the vector dimension.
+    Shifted,
 }
 
 /// Density from which [`SparseConv::Auto`] unfolds (CSR × im2col): on a ResNet-20 stage-1
@@ -55,7 +60,8 @@ impl SparseConv {
     /// The kernel `Auto` picks for a layer of this geometry and density (others: themselves).
     pub(crate) fn resolve(self, g: &Geom, a: &Csr) -> SparseConv {
         match self {
-            SparseConv::Auto => {
+            SparseConv::Shifted if shifted_fits(g) => SparseConv::Shifted,
+            SparseConv::Auto | SparseConv::Shifted => {
                 let total = (a.rows * a.cols).max(1) as f64;
                 if is_pointwise(g) || a.nnz() as f64 / total >= AUTO_IM2COL_DENSITY {
                     SparseConv::Im2col
@@ -259,7 +265,7 @@ fn sparse_rows(
         (SparseConv::Direct, Isa::Generic) => {
             direct_body(g, a, o0, x_or_col, bias, act, y, axpy::<false>)
         }
-        (SparseConv::Im2col | SparseConv::Auto, Isa::Generic) => {
+        (SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted, Isa::Generic) => {
             im2col_sparse_body::<false>(plane, og, a, o0, x_or_col, bias, act, y)
         }
         // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
@@ -268,7 +274,7 @@ fn sparse_rows(
             crate::avx2::conv_direct(g, a, o0, x_or_col, bias, act, y)
         },
         #[cfg(target_arch = "x86_64")]
-        (SparseConv::Im2col | SparseConv::Auto, Isa::Avx2Fma) => unsafe {
+        (SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted, Isa::Avx2Fma) => unsafe {
             crate::avx2::conv_im2col_sparse(plane, og, a, o0, x_or_col, bias, act, y)
         },
     }
@@ -330,6 +336,9 @@ pub(crate) fn conv_sparse(
         return;
     }
     let algo = algo.resolve(g, a);
+    if algo == SparseConv::Shifted {
+        return conv_shifted(exec, g, a, x, batch, bias, act, y);
+    }
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
     let phase = algo == SparseConv::Direct && g.sw > 1;
     let col_len = if unfold {
@@ -636,4 +645,274 @@ pub(crate) fn add(a: &[f32], b: &[f32], act: Activation, y: &mut [f32]) {
     for ((y, a), b) in y.iter_mut().zip(a).zip(b) {
         *y = act.apply(*a + *b);
     }
+}
+
+/// Target length (floats) of the shifted kernel's accumulator row: `tile` examples of the
+/// padded plane, ≈ 8 KB so the row stays in L1 while a whole row of weights streams through.
+pub const SHIFTED_ROW: usize = 2048;
+
+/// Output positions the shifted kernel keeps in registers per output channel (4 AVX2 vectors).
+const STRIP: usize = 32;
+
+/// The shifted kernel's layout for tiles of `tile` examples: padded plane width `wp` and size
+/// `p`, the per-channel stride of the packed input (`tile·p` rounded up to whole strips, plus
+/// a zero tail as long as the largest tap offset, so every shifted strip read stays inside
+/// the channel).
+#[derive(Clone, Copy, Debug)]
+struct ShiftedLayout {
+    wp: usize,
+    p: usize,
+    stride_c: usize,
+}
+
+impl ShiftedLayout {
+    fn new(g: &Geom, tile: usize) -> ShiftedLayout {
+        let wp = g.w + 2 * g.pw;
+        let p = wp * (g.h + 2 * g.ph);
+        let tail = (g.kh - 1) * g.dh * wp + (g.kw - 1) * g.dw;
+        ShiftedLayout {
+            wp,
+            p,
+            stride_c: (tile * p).next_multiple_of(STRIP) + tail,
+        }
+    }
+
+    /// Offset into the packed input of every nonzero's input channel and tap, in CSR order.
+    fn offsets(&self, g: &Geom, a: &Csr) -> Vec<u32> {
+        let khw = g.kh * g.kw;
+        let og = (a.rows / g.groups).max(1);
+        let cg = g.cg();
+        let mut off = Vec::with_capacity(a.nnz());
+        for o in 0..a.rows {
+            let cbase = (o / og) * cg;
+            for &j in &a.col_idx[a.row_ptr[o]..a.row_ptr[o + 1]] {
+                let (ci, r) = (j as usize / khw, j as usize % khw);
+                let v =
+                    (cbase + ci) * self.stride_c + (r / g.kw) * g.dh * self.wp + (r % g.kw) * g.dw;
+                off.push(v as u32);
+            }
+        }
+        off
+    }
+}
+
+/// Copies examples `x` (`t x c x h x w`) into `xp`, laid out `c x stride_c`: per channel the
+/// zero-padded planes of the `t` examples one after another, then zeros.
+fn shifted_pack(g: &Geom, lay: &ShiftedLayout, x: &[f32], t: usize, xp: &mut [f32]) {
+    let (wp, p) = (lay.wp, lay.p);
+    let hw = g.h * g.w;
+    for c in 0..g.c {
+        let ch = &mut xp[c * lay.stride_c..(c + 1) * lay.stride_c];
+        for e in 0..t {
+            let dst = &mut ch[e * p..(e + 1) * p];
+            let src = &x[(e * g.c + c) * hw..(e * g.c + c + 1) * hw];
+            dst[..g.ph * wp].fill(0.0);
+            for (iy, row) in src.chunks_exact(g.w).enumerate() {
+                let d = &mut dst[(g.ph + iy) * wp..(g.ph + iy + 1) * wp];
+                d[..g.pw].fill(0.0);
+                d[g.pw..g.pw + g.w].copy_from_slice(row);
+                d[g.pw + g.w..].fill(0.0);
+            }
+            dst[(g.ph + g.h) * wp..].fill(0.0);
+        }
+        ch[t * p..].fill(0.0);
+    }
+}
+
+/// Output channels `rows` of `t` examples for a stride-1 convolution: for each strip of
+/// [`STRIP`] positions of the packed tile, the channel's accumulators stay in registers while
+/// every nonzero `(c, dy, dx)` adds its weight times the packed channel `c` shifted by the tap
+/// offset (positions past a row's or a plane's end are computed and thrown away). The valid
+/// `ho x wo` positions of each example then go to `y`.
+///
+/// # Safety
+/// `y` points at the tile's first example in a batch-major output of `a.rows·ho·wo` floats per
+/// example, `t` examples long; no other thread writes these rows of these examples. `off` is
+/// [`ShiftedLayout::offsets`] of `lay`, `xp` packed by [`shifted_pack`] with `lay`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shifted_body<const FMA: bool>(
+    g: &Geom,
+    a: &Csr,
+    lay: &ShiftedLayout,
+    off: &[u32],
+    rows: std::ops::Range<usize>,
+    xp: &[f32],
+    t: usize,
+    acc: &mut [f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: *mut f32,
+) {
+    let p = lay.p;
+    let l = (t * p).next_multiple_of(STRIP);
+    let plane = g.ho * g.wo;
+    let out_len = a.rows * plane;
+    let acc = &mut acc[..l];
+    for o in rows {
+        let b = bias.map_or(0.0, |b| b[o]);
+        let (k0, k1) = (a.row_ptr[o], a.row_ptr[o + 1]);
+        let (vals, offs) = (&a.values[k0..k1], &off[k0..k1]);
+        for (q0, out) in (0..l).step_by(STRIP).zip(acc.chunks_exact_mut(STRIP)) {
+            let mut r = [b; STRIP];
+            for (&w, &o) in vals.iter().zip(offs) {
+                let s = o as usize + q0;
+                let x: &[f32; STRIP] = xp[s..s + STRIP].try_into().unwrap_unchecked();
+                for i in 0..STRIP {
+                    r[i] = madd::<FMA>(w, x[i], r[i]);
+                }
+            }
+            out.copy_from_slice(&r);
+        }
+        for e in 0..t {
+            for oy in 0..g.ho {
+                let s = &acc[e * p + oy * lay.wp..e * p + oy * lay.wp + g.wo];
+                let d = std::slice::from_raw_parts_mut(
+                    y.add(e * out_len + o * plane + oy * g.wo),
+                    g.wo,
+                );
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = act.apply(*s);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the shifted kernel runs this geometry (stride 1 in both directions).
+pub(crate) fn shifted_fits(g: &Geom) -> bool {
+    g.sh == 1 && g.sw == 1
+}
+
+/// Sparse stride-1 convolution over a batch with [`shifted_body`], in tiles of examples whose
+/// padded planes together fill about [`SHIFTED_ROW`] floats: tiles across threads when there
+/// are enough of them, else each tile's output channels (nnz-balanced) across threads.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_shifted(
+    exec: Exec,
+    g: &Geom,
+    a: &Csr,
+    x: &[f32],
+    batch: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let in_len = g.c * g.h * g.w;
+    let out_len = a.rows * g.ho * g.wo;
+    if batch == 0 || out_len == 0 {
+        return;
+    }
+    let p = ShiftedLayout::new(g, 1).p;
+    let work = a.nnz().saturating_mul(p).saturating_mul(batch);
+    let pieces = exec.pieces(work, batch.max(a.rows));
+    let mut tile = (SHIFTED_ROW / p).clamp(1, batch);
+    if pieces > 1 && batch >= pieces {
+        tile = tile.min(batch.div_ceil(pieces));
+    }
+    let lay = ShiftedLayout::new(g, tile);
+    if g.c.saturating_mul(lay.stride_c) > u32::MAX as usize {
+        // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
+        return conv_sparse(exec, SparseConv::Direct, g, a, x, batch, bias, act, y);
+    }
+    let off = lay.offsets(g, a);
+    let tiles = batch.div_ceil(tile);
+    let isa = exec.isa;
+    let yp = SharedOut(y.as_mut_ptr());
+    let acc_len = (tile * lay.p).next_multiple_of(STRIP);
+    let xp_len = g.c * lay.stride_c;
+    let run_tile = |ti: usize, rows: &[(usize, usize)]| {
+        let e0 = ti * tile;
+        let t = tile.min(batch - e0);
+        with_scratch(xp_len + acc_len, |s| {
+            let (xp, acc) = s.split_at_mut(xp_len);
+            shifted_pack(g, &lay, &x[e0 * in_len..(e0 + t) * in_len], t, xp);
+            let xp: &[f32] = xp;
+            let one = |r: (usize, usize), acc: &mut [f32]| {
+                // SAFETY: tile ti covers examples e0..e0+t of `y`; pieces get disjoint rows.
+                unsafe {
+                    shifted_rows(
+                        isa,
+                        g,
+                        a,
+                        &lay,
+                        &off,
+                        r.0..r.1,
+                        xp,
+                        t,
+                        acc,
+                        bias,
+                        act,
+                        yp.at(e0 * out_len),
+                    )
+                }
+            };
+            if rows.len() == 1 {
+                one(rows[0], acc);
+            } else {
+                rows.par_iter()
+                    .for_each(|&r| with_scratch(acc_len, |acc| one(r, acc)));
+            }
+        });
+    };
+    let all = [(0, a.rows)];
+    if pieces <= 1 {
+        (0..tiles).for_each(|ti| run_tile(ti, &all));
+    } else if tiles >= pieces {
+        (0..tiles).into_par_iter().for_each(|ti| run_tile(ti, &all));
+    } else {
+        let b = a.balanced_row_splits(pieces);
+        let splits: Vec<(usize, usize)> = b.windows(2).map(|w| (w[0], w[1])).collect();
+        (0..tiles).for_each(|ti| run_tile(ti, &splits));
+    }
+}
+
+/// [`shifted_body`] for the instruction set.
+///
+/// # Safety
+/// As [`shifted_body`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn shifted_rows(
+    isa: Isa,
+    g: &Geom,
+    a: &Csr,
+    lay: &ShiftedLayout,
+    off: &[u32],
+    rows: std::ops::Range<usize>,
+    xp: &[f32],
+    t: usize,
+    acc: &mut [f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: *mut f32,
+) {
+    match isa {
+        Isa::Generic => shifted_body::<false>(g, a, lay, off, rows, xp, t, acc, bias, act, y),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => shifted_avx2(g, a, lay, off, rows, xp, t, acc, bias, act, y),
+    }
+}
+
+/// [`shifted_body`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// AVX2 and FMA must be present (callers hold an `Isa::Avx2Fma`); otherwise as
+/// [`shifted_body`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shifted_avx2(
+    g: &Geom,
+    a: &Csr,
+    lay: &ShiftedLayout,
+    off: &[u32],
+    rows: std::ops::Range<usize>,
+    xp: &[f32],
+    t: usize,
+    acc: &mut [f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: *mut f32,
+) {
+    shifted_body::<true>(g, a, lay, off, rows, xp, t, acc, bias, act, y)
 }

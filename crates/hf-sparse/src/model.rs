@@ -169,7 +169,7 @@ impl Model {
             return Ok(Vec::new());
         }
         if !self.plan.mlp_chain {
-            return Ok(self.forward_graph(x, batch));
+            return Ok(self.forward_graph(x, batch, None));
         }
         Ok(if batch == 1 {
             self.forward_vec(x)
@@ -283,7 +283,12 @@ impl Model {
 
     /// Any network (convolutions, pooling, residual sums): batch-major `N x C x H x W`
     /// tensors, one buffer per live layer output, recycled after its last reader.
-    fn forward_graph(&self, x: &[f32], batch: usize) -> Vec<f32> {
+    fn forward_graph(
+        &self,
+        x: &[f32],
+        batch: usize,
+        mut times: Option<&mut [std::time::Duration]>,
+    ) -> Vec<f32> {
         let n = self.layers.len();
         let mut last_use = vec![0usize; n + 1];
         for (i, node) in self.plan.nodes.iter().enumerate() {
@@ -315,6 +320,7 @@ impl Model {
                         bufs[slot].as_deref().unwrap_or(&[])
                     }
                 };
+                let t0 = std::time::Instant::now();
                 self.run_layer(
                     l,
                     node,
@@ -323,6 +329,9 @@ impl Model {
                     batch,
                     &mut out,
                 );
+                if let Some(t) = times.as_deref_mut() {
+                    t[i] += t0.elapsed();
+                }
             }
             bufs[i + 1] = Some(out);
             for &s in &node.inputs {
@@ -345,6 +354,40 @@ impl Model {
             });
         }
         result
+    }
+
+    /// Where the time of a forward call goes: per layer (name, time per call), the minimum
+    /// over `runs` calls of the layer-by-layer path every network can take (the MLP fast
+    /// paths fuse layers and are not split). For finding the layer to work on, not for
+    /// headline numbers.
+    pub fn layer_times(
+        &self,
+        x: &[f32],
+        batch: usize,
+        runs: usize,
+    ) -> Result<Vec<(String, std::time::Duration)>, SparseError> {
+        if x.len() != batch * self.input_len() || batch == 0 {
+            return Err(SparseError::Input(format!(
+                "got {} input values, expected batch {batch} x {}",
+                x.len(),
+                self.input_len()
+            )));
+        }
+        let n = self.layers.len();
+        let mut best = vec![std::time::Duration::MAX; n];
+        for _ in 0..runs.max(1) {
+            let mut t = vec![std::time::Duration::ZERO; n];
+            let _ = self.forward_graph(x, batch, Some(&mut t));
+            for (b, t) in best.iter_mut().zip(t) {
+                *b = (*b).min(t);
+            }
+        }
+        Ok(self
+            .layers
+            .iter()
+            .zip(best)
+            .map(|(l, t)| (l.spec.name().to_string(), t))
+            .collect())
     }
 
     /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch.

@@ -448,3 +448,128 @@ pub fn mobile_net(
     model.recompute_densities();
     model
 }
+
+/// The per-layer densities (fraction kept, convs in order, then the classifier) that Hyperflux
+/// reached pruning `vgg-narrow` to 95% on Fashion-MNIST (`results/conv/prune95/records.csv`,
+/// last epoch): it keeps the early convs nearly dense and prunes the late ones hardest.
+pub const VGG_NARROW_95_DENSITIES: [f64; 7] =
+    [0.9097, 0.4657, 0.2273, 0.1048, 0.02958, 0.006368, 0.5281];
+
+/// A randomly pruned `vgg-narrow` as the training engine exports it: input `1 x 28 x 28`,
+/// convs 3x3 pad 1 with BatchNorm folded and ReLU, `[16, M, 32, M, 64, 64, M, 128, 128]`
+/// (`M` a 2x2 max-pool, stride 2), global average pool, flatten, linear 128→10; layers named
+/// `features.{i}.conv`, `pool{i}`, `gap`, `flat`, `classifier`. `densities` gives the fraction
+/// kept per conv (six) and for the classifier (seventh), each clamped to [0, 1] —
+/// [`VGG_NARROW_95_DENSITIES`] reproduces the layer profile of a real 95% run, which is what
+/// sets the speed. Deterministic for a given seed.
+pub fn vgg_narrow(densities: &[f64; 7], seed: u64) -> ExportModel {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let d = |i: usize| {
+        if densities[i].is_nan() {
+            1.0
+        } else {
+            densities[i].clamp(0.0, 1.0)
+        }
+    };
+    let plain = |spec: LayerSpec| (spec, LayerTensors::default());
+    let mut layers = Vec::new();
+    let mut cin = 1;
+    let mut conv_i = 0;
+    let mut pools = 0;
+    for entry in [16, 0, 32, 0, 64, 64, 0, 128, 128] {
+        if entry == 0 {
+            pools += 1;
+            layers.push(plain(LayerSpec::MaxPool2d {
+                name: format!("pool{pools}"),
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+                input: None,
+            }));
+            continue;
+        }
+        let cout = entry;
+        let (weight, mask) = pruned(&mut rng, cout * cin * 9, cin * 9, d(conv_i));
+        let mut t = LayerTensors {
+            weight,
+            bias: None,
+            mask,
+        };
+        let gamma: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+        let beta: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+        let mean: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
+        let var: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
+        // cannot fail: one entry per channel, positive variances
+        let _ = crate::spec::fold_batch_norm(&mut t, &gamma, &beta, &mean, &var, 1e-5);
+        layers.push((
+            LayerSpec::Conv2d {
+                name: format!("features.{conv_i}.conv"),
+                in_channels: cin,
+                out_channels: cout,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1, 1],
+                dilation: [1, 1],
+                groups: 1,
+                bias: true,
+                activation: Activation::Relu,
+                input: None,
+            },
+            t,
+        ));
+        cin = cout;
+        conv_i += 1;
+    }
+    layers.push(plain(LayerSpec::GlobalAvgPool {
+        name: "gap".into(),
+        input: None,
+    }));
+    layers.push(plain(LayerSpec::Flatten {
+        name: "flat".into(),
+        input: None,
+    }));
+    let (weight, mask) = pruned(&mut rng, 10 * cin, cin, d(6));
+    let bias: Vec<f32> = (0..10).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
+    layers.push((
+        LayerSpec::Linear {
+            name: "classifier".into(),
+            in_features: cin,
+            out_features: 10,
+            bias: true,
+            activation: Activation::None,
+            input: None,
+        },
+        LayerTensors {
+            weight,
+            bias: Some(bias),
+            mask,
+        },
+    ));
+    let mut extra = BTreeMap::new();
+    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
+    extra.insert("seed".to_string(), seed.to_string());
+    extra.insert(
+        "layer_densities".to_string(),
+        densities
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let mut model = ExportModel {
+        meta: ExportMeta {
+            architecture: "vgg-narrow".to_string(),
+            dataset: "synthetic".to_string(),
+            input_shape: vec![1, 28, 28],
+            classes: 10,
+            accuracy: None,
+            density_per_layer: Vec::new(),
+            total_density: 1.0,
+            preprocessing: None,
+            extra,
+        },
+        layers,
+    };
+    model.recompute_densities();
+    model
+}

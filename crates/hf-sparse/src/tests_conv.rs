@@ -130,9 +130,12 @@ fn conv_kernels_match_reference() {
                                     "{cin}->{cout} {h}x{w} k{k} s{s} p{p} d{density} b{batch} {act:?}"
                                 );
                                 for exec in execs() {
-                                    for algo in
-                                        [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col]
-                                    {
+                                    for algo in [
+                                        SparseConv::Auto,
+                                        SparseConv::Direct,
+                                        SparseConv::Im2col,
+                                        SparseConv::Shifted,
+                                    ] {
                                         let mut y = vec![f32::NAN; want.len()];
                                         conv::conv_sparse(
                                             exec, algo, &g, &a, &x, batch, b, act, &mut y,
@@ -428,7 +431,12 @@ fn conv_net_forward_all_paths_agree() {
                 .flat_map(|xe| reference_graph(&net, xe))
                 .collect();
             for exec in execs() {
-                for algo in [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col] {
+                for algo in [
+                    SparseConv::Auto,
+                    SparseConv::Direct,
+                    SparseConv::Im2col,
+                    SparseConv::Shifted,
+                ] {
                     for m in [base.to_sparse(), base.to_dense()] {
                         let path = m.path();
                         let y = m
@@ -501,6 +509,7 @@ fn grouped_dilated_conv_kernels_match_reference() {
                                                 SparseConv::Auto,
                                                 SparseConv::Direct,
                                                 SparseConv::Im2col,
+                                                SparseConv::Shifted,
                                             ] {
                                                 let mut y = vec![f32::NAN; want.len()];
                                                 conv::conv_sparse(
@@ -569,7 +578,12 @@ fn mobile_net_forward_all_paths_agree() {
                 .flat_map(|xe| reference_graph(&net, xe))
                 .collect();
             for exec in execs() {
-                for algo in [SparseConv::Auto, SparseConv::Direct, SparseConv::Im2col] {
+                for algo in [
+                    SparseConv::Auto,
+                    SparseConv::Direct,
+                    SparseConv::Im2col,
+                    SparseConv::Shifted,
+                ] {
                     for m in [base.to_sparse(), base.to_dense()] {
                         let path = m.path();
                         let y = m
@@ -587,6 +601,59 @@ fn mobile_net_forward_all_paths_agree() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The shifted kernel across tile boundaries: planes large enough that one tile holds one or
+/// two examples, so a batch of 5 runs several tiles (and the last one short), with dilation,
+/// groups and asymmetric padding, on every ISA and threading mode, against the f64 reference.
+#[test]
+fn shifted_conv_spans_tiles() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for &(h, w, k, p, d, groups) in &[
+        (40usize, 38usize, 3usize, 1usize, 1usize, 1usize),
+        (30, 31, 3, 2, 2, 2),
+        (33, 29, 1, 0, 1, 1),
+    ] {
+        let (cin, cout) = (4usize, 6usize);
+        let input = Shape { c: cin, h, w };
+        let g = Geom::conv(input, [k, k], [1, 1], [p, p], [d, d], groups).unwrap();
+        let pad_plane = (h + 2 * p) * (w + 2 * p);
+        assert!(
+            conv::SHIFTED_ROW / pad_plane <= 2,
+            "the case must need several tiles"
+        );
+        let cols = cin / groups * k * k;
+        let dense = random_vec(&mut rng, cout * cols);
+        let keep: Vec<bool> = (0..dense.len()).map(|_| rng.gen_bool(0.3)).collect();
+        let a = Csr::from_dense_where(cout, cols, &dense, |i| keep[i]);
+        let wd = a.to_dense();
+        let bias = random_vec(&mut rng, cout);
+        let batch = 5;
+        let x = random_vec(&mut rng, batch * input.len());
+        let want: Vec<(f64, f64)> = x
+            .chunks(input.len())
+            .flat_map(|xe| ref_conv(&g, cout, &wd, Some(&bias), Activation::Relu, xe))
+            .collect();
+        for exec in execs() {
+            let mut y = vec![f32::NAN; want.len()];
+            conv::conv_sparse(
+                exec,
+                SparseConv::Shifted,
+                &g,
+                &a,
+                &x,
+                batch,
+                Some(&bias),
+                Activation::Relu,
+                &mut y,
+            );
+            assert_close(
+                &y,
+                &want,
+                &format!("shifted {h}x{w} k{k} p{p} d{d} g{groups} {exec:?}"),
+            );
         }
     }
 }

@@ -70,10 +70,12 @@ pub struct InferArgs {
 pub struct BenchInferArgs {
     /// Exported model file (omit with --synthetic).
     pub model: Option<PathBuf>,
-    /// Benchmark a randomly pruned network of this architecture instead (lenet300).
+    /// Benchmark a randomly pruned network of this architecture instead: lenet300 (pruned
+    /// uniformly to --sparsity) or vgg-narrow (1x28x28, with the per-layer densities Hyperflux
+    /// reached at 95% on Fashion-MNIST, results/conv/prune95).
     #[arg(long)]
     pub synthetic: Option<String>,
-    /// Sparsity (percent pruned) of the synthetic network.
+    /// Sparsity (percent pruned) of the synthetic lenet300.
     #[arg(long, default_value_t = 98.0)]
     pub sparsity: f64,
     /// Batch sizes.
@@ -92,6 +94,14 @@ pub struct BenchInferArgs {
     /// Skip the ONNX Runtime column.
     #[arg(long)]
     pub no_onnxruntime: bool,
+    /// The sparse path's convolution kernel: auto (per layer, the default), direct, im2col or
+    /// shifted (stride-1 layers; others as auto).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "im2col", "shifted"])]
+    pub conv: String,
+    /// After each table row, where the runtime's time goes: per layer, sparse and dense path
+    /// (layer by layer, minimum over --runs calls).
+    #[arg(long)]
+    pub layers: bool,
 }
 
 /// Builds the export of a checkpoint.
@@ -459,151 +469,6 @@ fn flate2_read(bytes: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
         .map(|_| ())
 }
 
-/// Dense libtorch forward of the same network (effective weights), for comparison.
-struct TorchDense {
-    layers: Vec<(Tensor, Option<Tensor>, bool)>,
-}
-
-impl TorchDense {
-    /// The MLP of `model` as libtorch matrices; `None` unless every layer is a linear layer
-    /// reading the previous one.
-    fn new(model: &Model) -> Option<Self> {
-        let specs = model.layer_specs();
-        let chain = specs
-            .iter()
-            .all(|s| matches!(s, hf_sparse::LayerSpec::Linear { input: None, .. }));
-        if !chain {
-            return None;
-        }
-        let layers = model
-            .dense_weights()
-            .into_iter()
-            .zip(specs)
-            .map(|((_, w, b), spec)| {
-                let wt = Tensor::from_slice(&w)
-                    .view([spec.out_features() as i64, spec.in_features() as i64]);
-                let bt = b.map(|b| Tensor::from_slice(&b));
-                (
-                    wt.tr().contiguous(),
-                    bt,
-                    spec.activation() == hf_sparse::Activation::Relu,
-                )
-            })
-            .collect();
-        Some(Self { layers })
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        tch::no_grad(|| {
-            let mut h = x.shallow_clone();
-            for (w, b, relu) in &self.layers {
-                h = match b {
-                    Some(b) => b.addmm(&h, w),
-                    None => h.mm(w),
-                };
-                if *relu {
-                    let _ = h.relu_();
-                }
-            }
-            h
-        })
-    }
-}
-
-/// The libtorch column of `bench-infer`: the MLP rebuilt from the export, or (any other
-/// network) the engine's eval-mode forward of the checkpoint the export was made from.
-enum TorchRef {
-    /// An MLP rebuilt from the export's weights.
-    Mlp(TorchDense),
-    /// The engine network with its effective weights computed once.
-    Engine {
-        net: Box<dyn hf_engine::network::Network>,
-        eff: Vec<Tensor>,
-        shape: [i64; 3],
-    },
-}
-
-impl TorchRef {
-    /// The reference for `model`, or the reason there is none.
-    fn new(model: &Model) -> std::result::Result<Self, String> {
-        if let Some(t) = TorchDense::new(model) {
-            return Ok(TorchRef::Mlp(t));
-        }
-        let meta = model.meta();
-        let source = meta
-            .extra
-            .get("source")
-            .ok_or("the export names no source checkpoint")?;
-        let ck = Checkpoint::load(Path::new(source)).map_err(|e| e.to_string())?;
-        let net = trainer::load_network(&ck, Device::Cpu).map_err(|e| e.to_string())?;
-        let shape = net.input_shape();
-        let same_shape = meta.input_shape.len() == 3
-            && shape
-                .iter()
-                .zip(&meta.input_shape)
-                .all(|(&a, &b)| a == b as i64);
-        if net.arch() != meta.architecture || !same_shape {
-            return Err(format!(
-                "{source} holds {} {:?}, the export {} {:?}",
-                net.arch(),
-                shape,
-                meta.architecture,
-                meta.input_shape
-            ));
-        }
-        let eff = net.masked().iter().map(|m| m.effective()).collect();
-        let r = TorchRef::Engine { net, eff, shape };
-        // The checkpoint may have been overwritten since the export: compare logits once.
-        let n = 2;
-        let x: Vec<f32> = (0..n * model.input_len())
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let ours = model.forward(&x, n).map_err(|e| e.to_string())?;
-        let theirs = network_out(&r.forward(&r.input(Tensor::from_slice(&x), n)));
-        let diff = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, |m, d| if d.is_nan() || d > m { d } else { m });
-        if ours.len() != theirs.len() || diff.is_nan() || diff >= 1e-2 {
-            return Err(format!(
-                "{source} no longer matches the export (max logit difference {diff})"
-            ));
-        }
-        Ok(r)
-    }
-
-    /// A batch of `n` inputs shaped for the reference from `n` rows of flat values.
-    fn input(&self, t: Tensor, n: usize) -> Tensor {
-        match self {
-            TorchRef::Mlp(_) => t.view([n as i64, -1]),
-            TorchRef::Engine { shape, .. } => t.view([n as i64, shape[0], shape[1], shape[2]]),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        match self {
-            TorchRef::Mlp(t) => t.forward(x),
-            TorchRef::Engine { net, eff, .. } => tch::no_grad(|| net.forward_with(x, eff, false)),
-        }
-    }
-
-    /// What the column measures.
-    fn describe(&self) -> String {
-        match self {
-            TorchRef::Mlp(_) => "libtorch: the same dense weights as matrices".into(),
-            TorchRef::Engine { net, .. } => format!(
-                "libtorch: the engine's eval-mode forward of the source checkpoint ({}, dense convs with masked weights, BatchNorm unfolded)",
-                net.arch()
-            ),
-        }
-    }
-}
-
-fn network_out(t: &Tensor) -> Vec<f32> {
-    hf_engine::network::to_vec_f32(t)
-}
-
 /// The ONNX Runtime column: the dense ONNX of `model` run by ONNX Runtime, or why not.
 fn onnxruntime_column(
     model: &Model,
@@ -629,9 +494,20 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     }
     let (model, what) = match (&a.model, &a.synthetic) {
         (Some(p), None) => (load_model(p)?, p.display().to_string()),
+        (None, Some(arch)) if arch == "vgg-narrow" => {
+            let m =
+                hf_sparse::synthetic::vgg_narrow(&hf_sparse::synthetic::VGG_NARROW_95_DENSITIES, 1);
+            (
+                Model::from_export(&m)?,
+                format!(
+                    "synthetic vgg-narrow with the layer densities of Hyperflux at 95% ({:.2}% dense)",
+                    100.0 * m.meta.total_density
+                ),
+            )
+        }
         (None, Some(arch)) => {
             if arch != "lenet300" {
-                bail!("--synthetic {arch}: only lenet300 is available");
+                bail!("--synthetic {arch}: use lenet300 or vgg-narrow");
             }
             if !(a.sparsity > 0.0 && a.sparsity < 100.0) {
                 bail!("--sparsity {} is outside (0, 100)", a.sparsity);
@@ -669,11 +545,17 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         dm as f64 / sm.max(1) as f64
     );
     let max_batch = a.batch.iter().copied().max().unwrap_or(1);
+    let model = model.with_sparse_conv(match a.conv.as_str() {
+        "direct" => hf_sparse::SparseConv::Direct,
+        "im2col" => hf_sparse::SparseConv::Im2col,
+        "shifted" => hf_sparse::SparseConv::Shifted,
+        _ => hf_sparse::SparseConv::Auto,
+    });
     let bench = hf_sparse::bench::InferBench::new(&model, max_batch, 0x5eed);
     let torch = if a.no_libtorch {
         None
     } else {
-        match TorchRef::new(&model) {
+        match crate::torch_ref::TorchRef::new(&model) {
             Ok(t) => {
                 println!("{}", t.describe());
                 Some(t)
@@ -804,6 +686,21 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
             );
             if r.batch == 1 && first_speedup.is_none() {
                 first_speedup = Some(r.speedup);
+            }
+            if a.layers {
+                let (sp, de) = pool.install(|| {
+                    (
+                        bench.sparse.layer_times(x, batch, a.runs),
+                        bench.dense.layer_times(x, batch, a.runs),
+                    )
+                });
+                for ((name, ts), (_, td)) in sp?.iter().zip(de?) {
+                    println!(
+                        "      {name:<24} sparse {:>10.2}µs  dense(rs) {:>10.2}µs",
+                        ts.as_secs_f64() * 1e6,
+                        td.as_secs_f64() * 1e6
+                    );
+                }
             }
         }
     }

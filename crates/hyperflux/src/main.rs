@@ -11,6 +11,7 @@ mod onnxrt;
 mod progress;
 mod report;
 mod run;
+mod torch_ref;
 
 use clap::Parser;
 

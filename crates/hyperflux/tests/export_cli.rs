@@ -393,3 +393,52 @@ fn bench_has_an_onnxruntime_column() {
         "{out}"
     );
 }
+
+/// The conv benchmark without a trained model: a synthetic vgg-narrow with the layer profile of
+/// the 95% run, every column (libtorch from the export's own graph), the per-layer breakdown,
+/// and each conv kernel by name giving the same multiply-add count.
+#[test]
+fn synthetic_vgg_narrow_bench_has_every_column_and_a_layer_breakdown() {
+    for conv in ["auto", "shifted", "direct"] {
+        let out = ok(&run(&[
+            "bench-infer",
+            "--synthetic",
+            "vgg-narrow",
+            "--runs",
+            "2",
+            "--batch",
+            "1,3",
+            "--threads",
+            "1",
+            "--layers",
+            "--conv",
+            conv,
+        ]));
+        assert!(out.contains("5.00% dense"), "{out}");
+        assert!(out.contains("dense 5717504"), "{out}");
+        assert!(
+            out.contains("export's layer graph as dense libtorch ops"),
+            "{out}"
+        );
+        let rows: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                matches!(l.split_whitespace().next(), Some("1" | "3"))
+                    && l.split_whitespace().count() == 9
+            })
+            .collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        for r in rows {
+            let cells: Vec<&str> = r.split_whitespace().collect();
+            assert!(cells[1..4].iter().all(|c| c.ends_with("µs")), "{r}");
+        }
+        // one breakdown line per layer (6 convs, 3 pools, gap, flat, classifier) per batch
+        let layer_lines = out
+            .lines()
+            .filter(|l| l.starts_with("      ") && l.contains("dense(rs)"))
+            .count();
+        assert_eq!(layer_lines, 2 * 12, "{out}");
+    }
+    let o = run(&["bench-infer", "--synthetic", "vgg-narrow", "--conv", "fast"]);
+    assert_eq!(o.status.code(), Some(2));
+}

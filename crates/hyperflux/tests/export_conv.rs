@@ -170,19 +170,23 @@ fn vgg_narrow_export_reproduces_engine_and_benches() {
     let data = tmp.path().join("fmnist");
     hf_data::synth::write_idx_dataset(&data, 256, 120, false, 5).unwrap();
     let (ck, sparse) = prune_export_compare(tmp.path(), "vgg-narrow", "fashion-mnist", &data, 120);
-    let out = bench(&sparse);
-    assert!(out.contains("engine's eval-mode forward"), "{out}");
-    assert!(out.contains("batch") && out.contains("libtorch"), "{out}");
-    let last = out.lines().last().unwrap();
-    assert!(last.trim().parse::<f64>().unwrap() > 0.0, "{out}");
-    // Without the source checkpoint the libtorch column is skipped with a note, not a panic.
+    // The libtorch column runs the export's own graph: it needs no source checkpoint.
     std::fs::remove_file(&ck).unwrap();
     let out = bench(&sparse);
-    assert!(out.contains("note: no libtorch column"), "{out}");
     assert!(
-        out.lines().any(|l| l.trim_start().starts_with("1 ")),
+        out.contains("export's layer graph as dense libtorch ops"),
         "{out}"
     );
+    assert!(!out.contains("no libtorch column"), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    // batch, sparse, dense(rs), libtorch: a time in every column
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(cells[1..4].iter().all(|c| c.ends_with("µs")), "{row}");
+    let last = out.lines().last().unwrap();
+    assert!(last.trim().parse::<f64>().unwrap() > 0.0, "{out}");
 }
 
 #[test]
@@ -192,5 +196,9 @@ fn resnet20_export_reproduces_engine_on_cifar() {
     hf_data::synth::write_cifar_dataset(&data, DatasetKind::Cifar10, 256, 100, 7).unwrap();
     let (_, sparse) = prune_export_compare(tmp.path(), "resnet20", "cifar10", &data, 100);
     let out = bench(&sparse);
-    assert!(out.contains("engine's eval-mode forward"), "{out}");
+    assert!(
+        out.contains("export's layer graph as dense libtorch ops"),
+        "{out}"
+    );
+    assert!(!out.contains("logits differ"), "{out}");
 }
