@@ -11,7 +11,16 @@
 //!   `in·kh·kw x H_out·W_out` patch matrix once per example, then each nonzero is one axpy of a
 //!   whole patch row (full-plane contiguous axpys, fewer loop overheads), but writing the patch
 //!   matrix costs `9·C·H·W` stores per 3x3 layer: it wins at ~10% density and loses at ≤5%.
-//!   [`SparseConv::Auto`] (the default) picks per layer (see [`AUTO_IM2COL_DENSITY`]).
+//! * **sparse, shifted** ([`SparseConv::Shifted`], stride 1): a tile of examples is packed
+//!   as zero-padded planes one after another, so every nonzero `(c, dy, dx)` is one shifted
+//!   read of channel `c` over the whole tile; per strip of 32 positions the output channel's
+//!   accumulators stay in registers while its nonzeros stream through, strips outer so what a
+//!   strip reads of the input stays in L1. Positions in the padding are computed and dropped
+//!   (≈1.3x extra work on 14x14 maps, 2.8x on 3x3), which the long, register-blocked reads
+//!   more than pay for: the batch fills the vector dimension even on 7x7 and 3x3 maps.
+//!
+//! [`SparseConv::Auto`] (the default) picks per layer: shifted for stride 1, else im2col or
+//! direct by density (see [`AUTO_IM2COL_DENSITY`]).
 //! * **dense**: im2col (skipped for 1x1, stride 1, no padding) + `matrixmultiply::sgemm`.
 //!
 //! Grouped convolutions (depthwise included) run the same kernels: output channel `o` reads
@@ -33,9 +42,9 @@ use rayon::prelude::*;
 /// [`Model::with_sparse_conv`](crate::Model::with_sparse_conv)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SparseConv {
-    /// Per layer: CSR × im2col where it measured faster — 1x1 stride-1 unpadded layers (no
-    /// unfolding needed) and layers keeping at least [`AUTO_IM2COL_DENSITY`] of their
-    /// weights — else direct. The default.
+    /// Per layer: shifted for every stride-1 layer (measured fastest on `vgg-narrow` at 95%,
+    /// batch 1 to 32); for strided layers CSR × im2col where it measured faster — layers
+    /// keeping at least [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
     #[default]
     Auto,
     /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
@@ -60,7 +69,7 @@ impl SparseConv {
     /// The kernel `Auto` picks for a layer of this geometry and density (others: themselves).
     pub(crate) fn resolve(self, g: &Geom, a: &Csr) -> SparseConv {
         match self {
-            SparseConv::Shifted if shifted_fits(g) => SparseConv::Shifted,
+            SparseConv::Auto | SparseConv::Shifted if shifted_fits(g) => SparseConv::Shifted,
             SparseConv::Auto | SparseConv::Shifted => {
                 let total = (a.rows * a.cols).max(1) as f64;
                 if is_pointwise(g) || a.nnz() as f64 / total >= AUTO_IM2COL_DENSITY {
@@ -581,10 +590,41 @@ pub(crate) fn conv_dense(
 
 /// Max (`max = true`) or average pooling (divisor `kh·kw`, padding counted) of a batch.
 pub(crate) fn pool(g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
+    if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 {
+        return if max {
+            pool2x2::<true>(g, x, y)
+        } else {
+            pool2x2::<false>(g, x, y)
+        };
+    }
     if max {
         pool_rows::<true>(g, x, y)
     } else {
         pool_rows::<false>(g, x, y)
+    }
+}
+
+/// The common 2x2, stride-2, unpadded pool: each output is the max (or mean) of its four
+/// inputs, read straight from the two input rows.
+fn pool2x2<const MAX: bool>(g: &Geom, x: &[f32], y: &mut [f32]) {
+    let hw = g.h * g.w;
+    let plane = g.ho * g.wo;
+    for (xp, yp) in x.chunks_exact(hw).zip(y.chunks_exact_mut(plane)) {
+        for (oy, yr) in yp.chunks_exact_mut(g.wo).enumerate() {
+            let r0 = &xp[2 * oy * g.w..2 * oy * g.w + 2 * g.wo];
+            let r1 = &xp[(2 * oy + 1) * g.w..(2 * oy + 1) * g.w + 2 * g.wo];
+            for ((d, a), b) in yr
+                .iter_mut()
+                .zip(r0.chunks_exact(2))
+                .zip(r1.chunks_exact(2))
+            {
+                *d = if MAX {
+                    a[0].max(a[1]).max(b[0].max(b[1]))
+                } else {
+                    0.25 * ((a[0] + a[1]) + (b[0] + b[1]))
+                };
+            }
+        }
     }
 }
 
@@ -649,7 +689,7 @@ pub(crate) fn add(a: &[f32], b: &[f32], act: Activation, y: &mut [f32]) {
 
 /// Target length (floats) of the shifted kernel's accumulator row: `tile` examples of the
 /// padded plane, ≈ 8 KB so the row stays in L1 while a whole row of weights streams through.
-pub const SHIFTED_ROW: usize = 2048;
+pub const SHIFTED_ROW: usize = 512;
 
 /// Output positions the shifted kernel keeps in registers per output channel (4 AVX2 vectors).
 const STRIP: usize = 32;
@@ -748,25 +788,53 @@ unsafe fn shifted_body<const FMA: bool>(
     let l = (t * p).next_multiple_of(STRIP);
     let plane = g.ho * g.wo;
     let out_len = a.rows * plane;
-    let acc = &mut acc[..l];
-    for o in rows {
-        let b = bias.map_or(0.0, |b| b[o]);
-        let (k0, k1) = (a.row_ptr[o], a.row_ptr[o + 1]);
-        let (vals, offs) = (&a.values[k0..k1], &off[k0..k1]);
-        for (q0, out) in (0..l).step_by(STRIP).zip(acc.chunks_exact_mut(STRIP)) {
+    let nrows = rows.len();
+    let acc = &mut acc[..nrows * l];
+    // Strips outer, channels inner: what one strip reads of every input channel (the strip
+    // plus the taps' reach) stays in L1 while all the output channels use it.
+    for q0 in (0..l).step_by(STRIP) {
+        for (ri, o) in rows.clone().enumerate() {
+            let b = bias.map_or(0.0, |b| b[o]);
+            let (k0, k1) = (a.row_ptr[o], a.row_ptr[o + 1]);
+            let (vals, offs) = (&a.values[k0..k1], &off[k0..k1]);
+            // two independent sets of accumulators (even and odd nonzeros), so the adds of
+            // consecutive nonzeros do not wait on each other
             let mut r = [b; STRIP];
-            for (&w, &o) in vals.iter().zip(offs) {
-                let s = o as usize + q0;
-                let x: &[f32; STRIP] = xp[s..s + STRIP].try_into().unwrap_unchecked();
+            let mut r2 = [0.0f32; STRIP];
+            let pairs = vals.len() / 2;
+            for j in 0..pairs {
+                let (w0, w1) = (vals[2 * j], vals[2 * j + 1]);
+                let (s0, s1) = (offs[2 * j] as usize + q0, offs[2 * j + 1] as usize + q0);
+                debug_assert!(s0.max(s1) + STRIP <= xp.len());
+                // SAFETY: offsets of `lay` keep every strip inside the packed input (caller)
+                let x0 = &*(xp.as_ptr().add(s0) as *const [f32; STRIP]);
+                let x1 = &*(xp.as_ptr().add(s1) as *const [f32; STRIP]);
+                for i in 0..STRIP {
+                    r[i] = madd::<FMA>(w0, x0[i], r[i]);
+                    r2[i] = madd::<FMA>(w1, x1[i], r2[i]);
+                }
+            }
+            if vals.len() % 2 == 1 {
+                let s = offs[vals.len() - 1] as usize + q0;
+                debug_assert!(s + STRIP <= xp.len());
+                // SAFETY: as above
+                let x = &*(xp.as_ptr().add(s) as *const [f32; STRIP]);
+                let w = vals[vals.len() - 1];
                 for i in 0..STRIP {
                     r[i] = madd::<FMA>(w, x[i], r[i]);
                 }
             }
-            out.copy_from_slice(&r);
+            let out = &mut acc[ri * l + q0..ri * l + q0 + STRIP];
+            for i in 0..STRIP {
+                out[i] = r[i] + r2[i];
+            }
         }
+    }
+    for (ri, o) in rows.enumerate() {
+        let accr = &acc[ri * l..(ri + 1) * l];
         for e in 0..t {
             for oy in 0..g.ho {
-                let s = &acc[e * p + oy * lay.wp..e * p + oy * lay.wp + g.wo];
+                let s = &accr[e * p + oy * lay.wp..e * p + oy * lay.wp + g.wo];
                 let d = std::slice::from_raw_parts_mut(
                     y.add(e * out_len + o * plane + oy * g.wo),
                     g.wo,
@@ -819,7 +887,7 @@ pub(crate) fn conv_shifted(
     let tiles = batch.div_ceil(tile);
     let isa = exec.isa;
     let yp = SharedOut(y.as_mut_ptr());
-    let acc_len = (tile * lay.p).next_multiple_of(STRIP);
+    let acc_len = a.rows * (tile * lay.p).next_multiple_of(STRIP);
     let xp_len = g.c * lay.stride_c;
     let run_tile = |ti: usize, rows: &[(usize, usize)]| {
         let e0 = ti * tile;
