@@ -103,6 +103,23 @@ impl InferBench {
         }
     }
 
+    /// Prepares `model` on both paths with given inputs (`input_len` values per example),
+    /// repeated as needed to fill `max_batch` examples.
+    pub fn with_input(model: &Model, input: Vec<f32>, max_batch: usize) -> InferBench {
+        let n = model.input_len() * max_batch;
+        let input = if input.is_empty() {
+            vec![0.0; n]
+        } else {
+            input.iter().copied().cycle().take(n).collect()
+        };
+        InferBench {
+            sparse: model.to_sparse(),
+            dense: model.to_dense(),
+            input,
+            max_batch,
+        }
+    }
+
     /// The model on the given path.
     pub fn model(&self, path: Format) -> &Model {
         match path {

@@ -282,6 +282,7 @@ pub fn load_bytes_checked(bytes: &[u8], name: &str) -> Result<(Model, Integrity)
                 csr: Csr::from_dense_where(0, 0, &[], |_| false),
                 dense: None,
                 sell: None,
+                skip: None,
             },
             Format::Dense => reader.dense_layer(spec)?,
             Format::Sparse => reader.sparse_layer(spec)?,
@@ -537,6 +538,7 @@ impl Reader<'_, '_> {
             csr,
             dense: Some(weight),
             sell: None,
+            skip: None,
         })
     }
 
@@ -586,6 +588,7 @@ impl Reader<'_, '_> {
             csr,
             dense: None,
             sell: None,
+            skip: None,
         })
     }
 }

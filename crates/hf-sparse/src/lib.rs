@@ -33,6 +33,7 @@ mod dispatch;
 mod error;
 mod formats;
 mod graph;
+mod input_skip;
 mod io;
 mod kernels;
 mod model;

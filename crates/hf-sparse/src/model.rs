@@ -4,6 +4,7 @@ use crate::conv::{self, SparseConv};
 use crate::dispatch::{Exec, Isa};
 use crate::formats::{Csr, Sell8};
 use crate::graph::{Geom, Plan};
+use crate::input_skip::InputSkip;
 use crate::kernels;
 use crate::spec::{ratio, ExportMeta, ExportModel, Format, LayerSpec};
 use crate::validate;
@@ -44,6 +45,9 @@ pub(crate) struct RtLayer {
     pub csr: Csr,
     pub dense: Option<Vec<f32>>,
     pub sell: Option<Sell8>,
+    /// The first linear layer by columns, to skip the input's background (sparse path of an
+    /// MLP only).
+    pub skip: Option<InputSkip>,
 }
 
 /// A loaded network, ready to run.
@@ -85,6 +89,7 @@ impl Model {
                 ),
                 dense: None,
                 sell: None,
+                skip: None,
             })
             .collect();
         Ok(Model::assemble(meta, layers, plan).to_sparse())
@@ -203,6 +208,17 @@ impl Model {
                 let bias = l.bias.as_deref();
                 let act = l.spec.activation();
                 let input = &cur[..l.csr.cols];
+                if let Some(skip) = &l.skip {
+                    let used = InputSkip::worth_it(skip.active(input), input.len());
+                    if used {
+                        skip.forward(input, act, y);
+                    }
+                    if used {
+                        cur = out;
+                        rest = tail;
+                        continue;
+                    }
+                }
                 match (&l.dense, &l.sell, self.path) {
                     (Some(w), _, Format::Dense) => {
                         kernels::matvec(self.exec, w, l.csr.rows, l.csr.cols, input, bias, act, y)
@@ -503,6 +519,7 @@ impl Model {
                 l.dense = Some(l.csr.to_dense());
             }
             l.sell = None;
+            l.skip = None;
         }
         m.path = Format::Dense;
         m
@@ -515,6 +532,13 @@ impl Model {
             l.dense = None;
             if l.sell.is_none() && matches!(l.spec, LayerSpec::Linear { .. }) {
                 l.sell = Some(Sell8::from_csr(&l.csr, l.bias.as_deref()));
+            }
+        }
+        if m.plan.mlp_chain {
+            if let Some(l) = m.layers.first_mut() {
+                if l.skip.is_none() {
+                    l.skip = Some(InputSkip::new(&m.meta, &l.csr, l.bias.as_deref()));
+                }
             }
         }
         m.path = Format::Sparse;

@@ -496,3 +496,58 @@ pub(crate) fn reference_net(net: &crate::ExportModel, x: &[f32]) -> Vec<f64> {
     }
     cur
 }
+
+/// The first layer's background skip: images mostly at the preprocessed background (raw 0)
+/// give the same logits on the sparse path (which skips background inputs at batch 1) as on
+/// the dense path (which reads every input), with and without recorded
+/// preprocessing, and so do inputs with no background at all (where the skip is not taken).
+#[test]
+fn background_skip_matches_the_dense_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for pre in [
+        None,
+        Some(crate::Preprocessing::from_f32(
+            1.0 / 255.0,
+            &[0.1307],
+            &[0.3081],
+        )),
+    ] {
+        let mut net = synthetic::lenet300(98.0, 5);
+        net.meta.preprocessing = pre.clone();
+        let sparse = Model::from_export(&net).unwrap();
+        let dense = sparse.to_dense();
+        let skip = sparse.layers[0]
+            .skip
+            .as_ref()
+            .expect("an MLP's first layer skips");
+        for background_share in [0.8, 0.0, 0.45, 0.55] {
+            for batch in [1usize, 5] {
+                let mut x: Vec<f32> = (0..batch * 784)
+                    .map(|_| {
+                        if rng.gen_bool(background_share) {
+                            0.0
+                        } else {
+                            rng.gen_range(1.0f32..255.0)
+                        }
+                    })
+                    .collect();
+                if let Some(p) = &pre {
+                    p.apply(&mut x, 784, 1);
+                }
+                let n = skip.active(&x[..784]);
+                assert!(
+                    (n as f64 - (1.0 - background_share) * 784.0).abs() < 80.0,
+                    "{n} active of 784"
+                );
+                let got = sparse.forward(&x, batch).unwrap();
+                let want = dense.forward(&x, batch).unwrap();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{pre:?} share {background_share} batch {batch}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -98,6 +98,14 @@ pub struct BenchInferArgs {
     /// shifted (stride-1 layers; others as auto).
     #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "im2col", "shifted"])]
     pub conv: String,
+    /// Time the test images of this dataset (mnist, fashion-mnist, …, npy:DIR; preprocessed as
+    /// the export recorded) instead of uniform random inputs: real images have background the
+    /// first layer can skip.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Directory of --data (default: the dataset's standard place).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// After each table row, where the runtime's time goes: per layer, sparse and dense path
     /// (layer by layer, minimum over --runs calls).
     #[arg(long)]
@@ -293,7 +301,6 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         model.to_sparse()
     };
     let meta = model.meta().clone();
-    let (len, channels) = (model.input_len(), meta.input_channels());
     if let Some(input) = &a.input {
         let (x, n) = read_inputs(input, &model, &a.model, a.raw)?;
         let pred = model.predict(&x, n)?;
@@ -305,32 +312,8 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let name = a.dataset.clone().unwrap_or(meta.dataset.clone());
-    let spec: DatasetSpec = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let opts = LoadOptions {
-        data_dir: a.data_dir.clone(),
-        normalize: None,
-        classes: Some(model.classes()),
-    };
-    let test = spec.load(Split::Test, &opts)?;
+    let (x, test) = test_inputs(&model, &a.model, a.dataset.as_deref(), a.data_dir.clone())?;
     let n = test.len();
-    if test.image_len() != len {
-        bail!(
-            "{} expects inputs of {} values but {} images have {}: use the dataset it was trained on ({})",
-            a.model.display(),
-            len,
-            test.source,
-            test.image_len(),
-            meta.dataset
-        );
-    }
-    // Raw values, preprocessed as recorded (older files: the dataset's own normalisation).
-    let pre = meta
-        .preprocessing
-        .clone()
-        .unwrap_or_else(|| test.preprocessing());
-    let mut x = raw_values(&test.images);
-    pre.apply(&mut x, len, channels);
     let labels = &test.labels;
     let t = std::time::Instant::now();
     let logits = model.forward(&x, n)?;
@@ -369,6 +352,44 @@ pub fn infer(a: &InferArgs) -> Result<()> {
         secs
     );
     Ok(())
+}
+
+/// The test split of `dataset` (default: the one `model` was exported from) as `model`'s
+/// inputs: raw values preprocessed as the export recorded (older files: the dataset's own
+/// normalisation), with the split itself (labels, source).
+fn test_inputs(
+    model: &Model,
+    file: &Path,
+    dataset: Option<&str>,
+    data_dir: Option<PathBuf>,
+) -> Result<(Vec<f32>, hf_data::Dataset)> {
+    let meta = model.meta();
+    let (len, channels) = (model.input_len(), meta.input_channels());
+    let name = dataset.map(str::to_string).unwrap_or(meta.dataset.clone());
+    let spec: DatasetSpec = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let opts = LoadOptions {
+        data_dir,
+        normalize: None,
+        classes: Some(model.classes()),
+    };
+    let test = spec.load(Split::Test, &opts)?;
+    if test.image_len() != len {
+        bail!(
+            "{} expects inputs of {} values but {} images have {}: use the dataset it was trained on ({})",
+            file.display(),
+            len,
+            test.source,
+            test.image_len(),
+            meta.dataset
+        );
+    }
+    let pre = meta
+        .preprocessing
+        .clone()
+        .unwrap_or_else(|| test.preprocessing());
+    let mut x = raw_values(&test.images);
+    pre.apply(&mut x, len, channels);
+    Ok((x, test))
 }
 
 /// Loads an exported model, with a note on stderr when it has no checksum to verify.
@@ -551,7 +572,22 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         "shifted" => hf_sparse::SparseConv::Shifted,
         _ => hf_sparse::SparseConv::Auto,
     });
-    let bench = hf_sparse::bench::InferBench::new(&model, max_batch, 0x5eed);
+    let bench = match &a.data {
+        None => hf_sparse::bench::InferBench::new(&model, max_batch, 0x5eed),
+        Some(d) => {
+            let file = a
+                .model
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("the synthetic model"));
+            let (x, test) = test_inputs(&model, &file, Some(d), a.data_dir.clone())?;
+            println!(
+                "inputs: the first {max_batch} of the {} test images of {}",
+                test.len(),
+                test.source
+            );
+            hf_sparse::bench::InferBench::with_input(&model, x, max_batch)
+        }
+    };
     let torch = if a.no_libtorch {
         None
     } else {

@@ -442,3 +442,50 @@ fn synthetic_vgg_narrow_bench_has_every_column_and_a_layer_breakdown() {
     let o = run(&["bench-infer", "--synthetic", "vgg-narrow", "--conv", "fast"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Real images as the benchmark's inputs: --data times the first test images of a dataset
+/// (here generated MNIST-format files), preprocessed as the export records; a dataset whose
+/// images do not fit the model is refused in one line.
+#[test]
+fn bench_times_dataset_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    hf_data::synth::write_idx_dataset(&data, 64, 40, false, 9).unwrap();
+    let args = |dir: &str| {
+        run(&[
+            "bench-infer",
+            "--synthetic",
+            "lenet300",
+            "--runs",
+            "3",
+            "--batch",
+            "1,8",
+            "--threads",
+            "1",
+            "--no-libtorch",
+            "--no-onnxruntime",
+            "--data",
+            "mnist",
+            "--data-dir",
+            dir,
+        ])
+    };
+    let out = ok(&args(data.to_str().unwrap()));
+    assert!(
+        out.contains("inputs: the first 8 of the 40 test images"),
+        "{out}"
+    );
+    let rows = out
+        .lines()
+        .filter(|l| matches!(l.split_whitespace().next(), Some("1" | "8")))
+        .filter(|l| l.split_whitespace().count() == 9)
+        .count();
+    assert_eq!(rows, 2, "{out}");
+    let o = args(tmp.path().join("missing").to_str().unwrap());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error:") && !err.contains("panicked"),
+        "{err}"
+    );
+}
