@@ -52,14 +52,14 @@ impl InputSkip {
         let mut bias0: Vec<f64> = (0..csr.rows)
             .map(|r| bias.map_or(0.0, |b| b[r] as f64))
             .collect();
-        for r in 0..csr.rows {
+        for (r, b0) in bias0.iter_mut().enumerate() {
             for k in csr.row_ptr[r]..csr.row_ptr[r + 1] {
                 let j = csr.col_idx[k] as usize;
                 let at = next[j] as usize;
                 rows[at] = r as u32;
                 vals[at] = csr.values[k];
                 next[j] += 1;
-                bias0[r] += csr.values[k] as f64 * background[j] as f64;
+                *b0 += csr.values[k] as f64 * background[j] as f64;
             }
         }
         InputSkip {
