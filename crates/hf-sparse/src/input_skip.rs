@@ -31,13 +31,20 @@ const MAX_ACTIVE: f64 = 0.5;
 impl InputSkip {
     /// The column form of `csr` (the first layer, reading the network input) for the inputs
     /// that `meta`'s preprocessing produces.
-    pub(crate) fn new(meta: &ExportMeta, csr: &Csr, bias: Option<&[f32]>) -> InputSkip {
+    pub(crate) fn for_input(meta: &ExportMeta, csr: &Csr, bias: Option<&[f32]>) -> InputSkip {
         let len = csr.cols;
         let mut background = vec![0.0f32; len];
         if let Some(p) = &meta.preprocessing {
             // exactly what the preprocessing makes of a raw 0, so `x_j == v_j` tests equal
             p.apply(&mut background, len, meta.input_channels());
         }
+        InputSkip::new(csr, bias, background)
+    }
+
+    /// The column form of `csr` for inputs whose background is `background` (zeros for a layer
+    /// after a ReLU).
+    pub(crate) fn new(csr: &Csr, bias: Option<&[f32]>, background: Vec<f32>) -> InputSkip {
+        let len = csr.cols;
         let mut counts = vec![0u32; len + 1];
         for &c in &csr.col_idx {
             counts[c as usize + 1] += 1;

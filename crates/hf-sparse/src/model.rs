@@ -534,10 +534,12 @@ impl Model {
                 l.sell = Some(Sell8::from_csr(&l.csr, l.bias.as_deref()));
             }
         }
+        // The first layer skips the input's background. (Skipping the zeros after a ReLU the
+        // same way measured no faster on LeNet-300-100 at 98%: about half of them are zero.)
         if m.plan.mlp_chain {
             if let Some(l) = m.layers.first_mut() {
                 if l.skip.is_none() {
-                    l.skip = Some(InputSkip::new(&m.meta, &l.csr, l.bias.as_deref()));
+                    l.skip = Some(InputSkip::for_input(&m.meta, &l.csr, l.bias.as_deref()));
                 }
             }
         }
