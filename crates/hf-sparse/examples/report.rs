@@ -3,7 +3,8 @@
 //! ResNet-20 first-stage shapes) at 90/95/98%: the median per call (as `bench::bench_model`
 //! reports it) and the best sample (the least disturbed by other processes on a shared
 //! machine). For the conv net it also times one ResNet-20 stage-1 layer (16→16, 3x3, 32x32)
-//! with both sparse conv kernels (direct, CSR × im2col) and the dense one.
+//! with the sparse conv kernels (direct, CSR × im2col, and auto — the shifted kernel for this
+//! stride-1 layer) and the dense one.
 //!
 //! `cargo run -p hf-sparse --release --example report [runs] [out_dir] [all|mlp|conv]` — with
 //! `out_dir`, the exported files are kept there for inspection.
