@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduces results/infer: the sparse runtime against its own dense path, libtorch (the export's
+# graph as dense libtorch ops) and ONNX Runtime (the dense ONNX of the same weights, all graph
+# optimisations), same process, same weights, intra-op threads 1 and 2 — on the 98% LeNet-300-100
+# (uniform random inputs, and the MNIST test images) and on vgg-narrow with the layer densities of
+# the 95% Hyperflux run (synthetic weights; speed depends on the layer shapes and densities, not
+# on the values), and on the CNN imported from ONNX and pruned to 95% (results/onnx-cnn, MNIST
+# test images). Each output file starts with the machine's load average. HF=… sets the binary.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+HF=${HF:-target/release/hyperflux}
+OUT=results/infer
+RUNS=${RUNS:-200}
+bench() {
+  local name=$1; shift
+  { echo "# $(date -u +%FT%TZ) load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+    echo "# hyperflux bench-infer $*"
+    "$HF" bench-infer "$@"; } > "$OUT/$name.txt" 2>&1
+}
+L=results/lenet/lenet300-98.sparse.safetensors
+bench lenet98-random "$L" --batch 1,8,32,64 --threads 1,2 --runs "$RUNS"
+bench lenet98-mnist "$L" --batch 1,8,32,64 --threads 1,2 --runs "$RUNS" --data mnist
+bench vgg-narrow95 --synthetic vgg-narrow --batch 1,8,32 --threads 1,2 --runs "$((RUNS / 4))"
+bench onnx-cnn95 results/onnx-cnn/cnn95.sparse.safetensors --batch 1,8,32 --threads 1,2 \
+  --runs "$RUNS" --data mnist
+bench vgg-narrow95-layers --synthetic vgg-narrow --batch 1,32 --threads 1 --runs "$((RUNS / 4))" \
+  --layers --no-libtorch --no-onnxruntime
