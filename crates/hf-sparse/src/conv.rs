@@ -328,6 +328,7 @@ pub(crate) fn conv_sparse(
     algo: SparseConv,
     g: &Geom,
     a: &Csr,
+    taps: Option<&ShiftTaps>,
     x: &[f32],
     batch: usize,
     bias: Option<&[f32]>,
@@ -346,7 +347,15 @@ pub(crate) fn conv_sparse(
     }
     let algo = algo.resolve(g, a);
     if algo == SparseConv::Shifted {
-        return conv_shifted(exec, g, a, x, batch, bias, act, y);
+        let owned;
+        let taps = match taps {
+            Some(t) => t,
+            None => {
+                owned = ShiftTaps::new(g, a);
+                &owned
+            }
+        };
+        return conv_shifted(exec, g, a, taps, x, batch, bias, act, y);
     }
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
     let phase = algo == SparseConv::Direct && g.sw > 1;
@@ -717,22 +726,44 @@ impl ShiftedLayout {
         }
     }
 
-    /// Offset into the packed input of every nonzero's input channel and tap, in CSR order.
-    fn offsets(&self, g: &Geom, a: &Csr) -> Vec<u32> {
+    /// Offset into the packed input of every nonzero (its input channel's start plus its tap's
+    /// offset), in CSR order.
+    fn offsets(&self, taps: &ShiftTaps) -> Vec<u32> {
+        taps.chan
+            .iter()
+            .zip(&taps.tap)
+            .map(|(&c, &t)| c * self.stride_c as u32 + t)
+            .collect()
+    }
+}
+
+/// Each nonzero's input channel and the offset of its tap `(dy, dx)` in the zero-padded plane:
+/// what the shifted kernel's offsets are made of, independent of the tile size. The divisions
+/// that split a CSR column into channel and tap happen here, once per layer, not per call.
+#[derive(Clone, Debug)]
+pub(crate) struct ShiftTaps {
+    chan: Vec<u32>,
+    tap: Vec<u32>,
+}
+
+impl ShiftTaps {
+    /// The taps of `a` (a convolution of geometry `g`, CSR over `c/groups·kh·kw` columns).
+    pub(crate) fn new(g: &Geom, a: &Csr) -> ShiftTaps {
+        let wp = g.w + 2 * g.pw;
         let khw = g.kh * g.kw;
         let og = (a.rows / g.groups).max(1);
         let cg = g.cg();
-        let mut off = Vec::with_capacity(a.nnz());
+        let mut chan = Vec::with_capacity(a.nnz());
+        let mut tap = Vec::with_capacity(a.nnz());
         for o in 0..a.rows {
             let cbase = (o / og) * cg;
             for &j in &a.col_idx[a.row_ptr[o]..a.row_ptr[o + 1]] {
                 let (ci, r) = (j as usize / khw, j as usize % khw);
-                let v =
-                    (cbase + ci) * self.stride_c + (r / g.kw) * g.dh * self.wp + (r % g.kw) * g.dw;
-                off.push(v as u32);
+                chan.push((cbase + ci) as u32);
+                tap.push(((r / g.kw) * g.dh * wp + (r % g.kw) * g.dw) as u32);
             }
         }
-        off
+        ShiftTaps { chan, tap }
     }
 }
 
@@ -860,6 +891,7 @@ pub(crate) fn conv_shifted(
     exec: Exec,
     g: &Geom,
     a: &Csr,
+    taps: &ShiftTaps,
     x: &[f32],
     batch: usize,
     bias: Option<&[f32]>,
@@ -881,9 +913,9 @@ pub(crate) fn conv_shifted(
     let lay = ShiftedLayout::new(g, tile);
     if g.c.saturating_mul(lay.stride_c) > u32::MAX as usize {
         // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
-        return conv_sparse(exec, SparseConv::Direct, g, a, x, batch, bias, act, y);
+        return conv_sparse(exec, SparseConv::Direct, g, a, None, x, batch, bias, act, y);
     }
-    let off = lay.offsets(g, a);
+    let off = lay.offsets(taps);
     let tiles = batch.div_ceil(tile);
     let isa = exec.isa;
     let yp = SharedOut(y.as_mut_ptr());

@@ -283,6 +283,7 @@ pub fn load_bytes_checked(bytes: &[u8], name: &str) -> Result<(Model, Integrity)
                 dense: None,
                 sell: None,
                 skip: None,
+                taps: None,
             },
             Format::Dense => reader.dense_layer(spec)?,
             Format::Sparse => reader.sparse_layer(spec)?,
@@ -539,6 +540,7 @@ impl Reader<'_, '_> {
             dense: Some(weight),
             sell: None,
             skip: None,
+            taps: None,
         })
     }
 
@@ -589,6 +591,7 @@ impl Reader<'_, '_> {
             dense: None,
             sell: None,
             skip: None,
+            taps: None,
         })
     }
 }

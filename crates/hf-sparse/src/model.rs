@@ -48,6 +48,9 @@ pub(crate) struct RtLayer {
     /// The first linear layer by columns, to skip the input's background (sparse path of an
     /// MLP only).
     pub skip: Option<InputSkip>,
+    /// A stride-1 convolution's nonzeros as input channel and tap offset, for the shifted
+    /// kernel (sparse path only).
+    pub taps: Option<conv::ShiftTaps>,
 }
 
 /// A loaded network, ready to run.
@@ -90,6 +93,7 @@ impl Model {
                 dense: None,
                 sell: None,
                 skip: None,
+                taps: None,
             })
             .collect();
         Ok(Model::assemble(meta, layers, plan).to_sparse())
@@ -466,6 +470,7 @@ impl Model {
                         self.sparse_conv,
                         &g,
                         &l.csr,
+                        l.taps.as_ref(),
                         x,
                         batch,
                         bias,
@@ -520,6 +525,7 @@ impl Model {
             }
             l.sell = None;
             l.skip = None;
+            l.taps = None;
         }
         m.path = Format::Dense;
         m
@@ -532,6 +538,30 @@ impl Model {
             l.dense = None;
             if l.sell.is_none() && matches!(l.spec, LayerSpec::Linear { .. }) {
                 l.sell = Some(Sell8::from_csr(&l.csr, l.bias.as_deref()));
+            }
+        }
+        for (l, node) in m.layers.iter_mut().zip(&m.plan.nodes) {
+            if let LayerSpec::Conv2d {
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+                ..
+            } = &l.spec
+            {
+                if let Ok(g) = Geom::conv(
+                    node.in_shape,
+                    *kernel,
+                    *stride,
+                    *padding,
+                    *dilation,
+                    *groups,
+                ) {
+                    if l.taps.is_none() && conv::shifted_fits(&g) {
+                        l.taps = Some(conv::ShiftTaps::new(&g, &l.csr));
+                    }
+                }
             }
         }
         // The first layer skips the input's background. (Skipping the zeros after a ReLU the

@@ -138,7 +138,7 @@ fn conv_kernels_match_reference() {
                                     ] {
                                         let mut y = vec![f32::NAN; want.len()];
                                         conv::conv_sparse(
-                                            exec, algo, &g, &a, &x, batch, b, act, &mut y,
+                                            exec, algo, &g, &a, None, &x, batch, b, act, &mut y,
                                         );
                                         assert_close(
                                             &y,
@@ -517,6 +517,7 @@ fn grouped_dilated_conv_kernels_match_reference() {
                                                     algo,
                                                     &g,
                                                     &a,
+                                                    None,
                                                     &x,
                                                     batch,
                                                     Some(&bias),
@@ -643,6 +644,7 @@ fn shifted_conv_spans_tiles() {
                 SparseConv::Shifted,
                 &g,
                 &a,
+                None,
                 &x,
                 batch,
                 Some(&bias),
