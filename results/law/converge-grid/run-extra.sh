@@ -4,15 +4,17 @@
 # (30 epochs from scratch, Adam lr 5e-3 cosine to lr/30, masks Adam 1e-3, 1 thread), seeds one
 # after another. The binary is newer than run.sh's: networks are initialised from the Rust RNG
 # (commit e3ab5f7), so these runs are independent draws beside the first six pressures, not
-# their continuation. Then one fit per seed over all 10 pressures.
+# their continuation. Then one fit per seed over all 10 pressures. Resumable: a seed whose
+# finals.csv exists is not run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 HF=${HF:-target/release/hyperflux}
 G=results/law/converge-grid
 OUT=${OUT:-runs/converge-grid-extra}
 for s in 0 1 2; do
-  "$HF" converge --dataset mnist --pressures 0.03125,0.0625,0.35355339,1.41421356 --epochs 30 \
-    --lr 5e-3 --record-every 50 --seed "$s" --out "$OUT/seed$s" --threads 1 --quiet
+  [ -f "$OUT/seed$s/finals.csv" ] ||
+    "$HF" converge --dataset mnist --pressures 0.03125,0.0625,0.35355339,1.41421356 --epochs 30 \
+      --lr 5e-3 --record-every 50 --seed "$s" --out "$OUT/seed$s" --threads 1 --quiet
   mkdir -p "$G/all10/seed$s"
   # the newer finals carry the weight learning rate (all 0.005 here): the merged file keeps
   # the columns both have
