@@ -1,6 +1,7 @@
 //! Runs one configuration in a loop and prints the best per-call time (for profilers and
-//! quick A/B checks): `probe SPARSITY BATCH sparse|dense ITERS [PAR_MIN_WORK] [lenet|conv]`
-//! (`conv` = `synthetic::conv_net(16, 32, ..)`).
+//! quick A/B checks): `probe SPARSITY BATCH sparse|dense ITERS [PAR_MIN_WORK] [lenet|conv|vgg]`
+//! (`conv` = `synthetic::conv_net(16, 32, ..)`; `vgg` = `synthetic::vgg_narrow` with the layer
+//! densities of the 95% run, SPARSITY ignored).
 
 use hf_sparse::{bench::InferBench, synthetic, Format, Model};
 use std::time::Instant;
@@ -19,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or(Ok(hf_sparse::PAR_MIN_WORK), |s| s.parse())?;
     let net = match args.get(6).map(String::as_str) {
         Some("conv") => synthetic::conv_net(16, 32, sp, 7),
+        Some("vgg") => synthetic::vgg_narrow(&synthetic::VGG_NARROW_95_DENSITIES, 7),
         _ => synthetic::lenet300(sp, 7),
     };
     let model = Model::from_export(&net)?.with_par_min_work(par);

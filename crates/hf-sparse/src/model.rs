@@ -213,7 +213,7 @@ impl Model {
                 let act = l.spec.activation();
                 let input = &cur[..l.csr.cols];
                 if let Some(skip) = &l.skip {
-                    let used = InputSkip::worth_it(skip.active(input), input.len());
+                    let used = InputSkip::worth_it(skip.active_share(input));
                     if used {
                         skip.forward(input, act, y);
                     }
