@@ -25,3 +25,13 @@ bench onnx-cnn95 results/onnx-cnn/cnn95.sparse.safetensors --batch 1,8,32 --thre
   --runs "$RUNS" --data mnist
 bench vgg-narrow95-layers --synthetic vgg-narrow --batch 1,32 --threads 1 --runs "$((RUNS / 4))" \
   --layers --no-libtorch --no-onnxruntime
+# Batch 1 moves by ±30% from run to run on this shared machine: the LeNet tables again, REPEATS
+# times (default 5), 1 thread, the rows only.
+for i in $(seq "${REPEATS:-5}"); do
+  for d in random mnist; do
+    extra=(); [ "$d" = mnist ] && extra=(--data mnist)
+    echo "# repeat $i, $d inputs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$HF" bench-infer "$L" --batch 1,64 --threads 1 --runs "$RUNS" "${extra[@]}" 2>/dev/null |
+      grep -E '^ +(1|64) '
+  done
+done > "$OUT/lenet98-repeats.txt"
