@@ -164,38 +164,12 @@ pub fn conv_net(
                 stride: usize,
                 relu: bool,
                 input: Option<&str>| {
-        let (weight, mask) = pruned(rng, cout * cin * k * k, cin * k * k, density);
-        let mut t = LayerTensors {
-            weight,
-            bias: None,
-            mask,
+        let act = if relu {
+            Activation::Relu
+        } else {
+            Activation::None
         };
-        let gamma: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
-        let beta: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
-        let mean: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
-        let var: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
-        // cannot fail: one entry per channel, positive variances
-        let _ = crate::spec::fold_batch_norm(&mut t, &gamma, &beta, &mean, &var, 1e-5);
-        (
-            LayerSpec::Conv2d {
-                name: name.to_string(),
-                in_channels: cin,
-                out_channels: cout,
-                kernel: [k, k],
-                stride: [stride, stride],
-                padding: [k / 2, k / 2],
-                dilation: [1, 1],
-                groups: 1,
-                bias: true,
-                activation: if relu {
-                    Activation::Relu
-                } else {
-                    Activation::None
-                },
-                input: input.map(str::to_string),
-            },
-            t,
-        )
+        bn_conv(rng, density, name, (cin, cout, 1), k, stride, 1, act, input)
     };
     layers.push(conv(&mut rng, "conv1", 3, c, 3, 1, true, None));
     layers.push(conv(&mut rng, "b1_conv1", c, c, 3, 1, true, None));
@@ -286,10 +260,10 @@ pub fn conv_net(
     model
 }
 
-/// One convolution of [`mobile_net`]: random pruned weights for its fan-in, a random
-/// inference-mode BatchNorm folded in.
+/// One convolution of the synthetic conv nets: random pruned weights for its fan-in, a random
+/// inference-mode BatchNorm folded in, padding `dilation·(k/2)`.
 #[allow(clippy::too_many_arguments)]
-fn mobile_conv(
+fn bn_conv(
     rng: &mut ChaCha8Rng,
     density: f64,
     name: &str,
@@ -370,9 +344,9 @@ pub fn mobile_net(
     let r = &mut rng;
     let (relu6, none) = (Activation::Relu6, Activation::None);
     let mut layers = vec![
-        mobile_conv(r, d, "conv1", (3, c, 1), 3, 2, 1, relu6, None),
-        mobile_conv(r, d, "dw1", (c, c, c), 3, 1, 1, relu6, None),
-        mobile_conv(r, d, "pw1", (c, c, 1), 1, 1, 1, none, None),
+        bn_conv(r, d, "conv1", (3, c, 1), 3, 2, 1, relu6, None),
+        bn_conv(r, d, "dw1", (c, c, c), 3, 1, 1, relu6, None),
+        bn_conv(r, d, "pw1", (c, c, 1), 1, 1, 1, none, None),
         (
             LayerSpec::Add {
                 name: "add1".into(),
@@ -381,9 +355,9 @@ pub fn mobile_net(
             },
             LayerTensors::default(),
         ),
-        mobile_conv(r, d, "expand", (c, 2 * c, 1), 1, 1, 1, relu6, None),
-        mobile_conv(r, d, "dw2", (2 * c, 2 * c, 2 * c), 3, 1, 2, relu6, None),
-        mobile_conv(
+        bn_conv(r, d, "expand", (c, 2 * c, 1), 1, 1, 1, relu6, None),
+        bn_conv(r, d, "dw2", (2 * c, 2 * c, 2 * c), 3, 1, 2, relu6, None),
+        bn_conv(
             r,
             d,
             "gconv",
@@ -394,7 +368,7 @@ pub fn mobile_net(
             Activation::Relu,
             None,
         ),
-        mobile_conv(r, d, "dw3", (2 * c, 4 * c, 2 * c), 3, 2, 1, relu6, None),
+        bn_conv(r, d, "dw3", (2 * c, 4 * c, 2 * c), 3, 2, 1, relu6, None),
         (
             LayerSpec::GlobalAvgPool {
                 name: "gap".into(),
@@ -489,33 +463,16 @@ pub fn vgg_narrow(densities: &[f64; 7], seed: u64) -> ExportModel {
             continue;
         }
         let cout = entry;
-        let (weight, mask) = pruned(&mut rng, cout * cin * 9, cin * 9, d(conv_i));
-        let mut t = LayerTensors {
-            weight,
-            bias: None,
-            mask,
-        };
-        let gamma: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
-        let beta: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
-        let mean: Vec<f32> = (0..cout).map(|_| rng.gen_range(-0.1f32..0.1)).collect();
-        let var: Vec<f32> = (0..cout).map(|_| rng.gen_range(0.5f32..1.5)).collect();
-        // cannot fail: one entry per channel, positive variances
-        let _ = crate::spec::fold_batch_norm(&mut t, &gamma, &beta, &mean, &var, 1e-5);
-        layers.push((
-            LayerSpec::Conv2d {
-                name: format!("features.{conv_i}.conv"),
-                in_channels: cin,
-                out_channels: cout,
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [1, 1],
-                dilation: [1, 1],
-                groups: 1,
-                bias: true,
-                activation: Activation::Relu,
-                input: None,
-            },
-            t,
+        layers.push(bn_conv(
+            &mut rng,
+            d(conv_i),
+            &format!("features.{conv_i}.conv"),
+            (cin, cout, 1),
+            3,
+            1,
+            1,
+            Activation::Relu,
+            None,
         ));
         cin = cout;
         conv_i += 1;

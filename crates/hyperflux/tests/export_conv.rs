@@ -180,7 +180,7 @@ fn vgg_narrow_export_reproduces_engine_and_benches() {
     assert!(!out.contains("no libtorch column"), "{out}");
     let row = out
         .lines()
-        .find(|l| l.trim_start().starts_with("1 "))
+        .find(|l| l.trim_start().starts_with("1 ") && l.split_whitespace().count() == 9)
         .unwrap_or_else(|| panic!("{out}"));
     // batch, sparse, dense(rs), libtorch: a time in every column
     let cells: Vec<&str> = row.split_whitespace().collect();

@@ -620,7 +620,7 @@ fn law_l0_and_oneshot_columns() {
     let (header, rows) = header_and_rows(&out.join("l0.csv"));
     assert!(
         header.starts_with(
-            "Epoch,Saliency,Remaining,Accuracy,Pressure,Exponent,EquilibriumFlux,MinFlux,QuantileFlux,MedianFlux"
+            "Epoch,Saliency,Remaining,Accuracy,Pressure,Exponent,EquilibriumFlux,BlockEpochs,LastChange,MinFlux,QuantileFlux,MedianFlux"
         ),
         "{header}"
     );
