@@ -597,8 +597,25 @@ pub(crate) fn conv_dense(
     });
 }
 
-/// Max (`max = true`) or average pooling (divisor `kh·kw`, padding counted) of a batch.
-pub(crate) fn pool(g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
+/// Max (`max = true`) or average pooling (divisor `kh·kw`, padding counted) of a batch, planes
+/// split across threads for large inputs.
+pub(crate) fn pool(exec: Exec, g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
+    let (hw, plane) = (g.h * g.w, g.ho * g.wo);
+    let planes = y.len() / plane.max(1);
+    // planes are independent: split them across threads when there are enough values
+    let pieces = exec.pieces(x.len().saturating_mul(8), planes);
+    if pieces > 1 {
+        let per = planes.div_ceil(pieces);
+        y.par_chunks_mut(per * plane)
+            .zip(x.par_chunks(per * hw))
+            .for_each(|(yc, xc)| pool_planes(g, max, xc, yc));
+        return;
+    }
+    pool_planes(g, max, x, y)
+}
+
+/// [`pool`] of whole planes on the calling thread.
+fn pool_planes(g: &Geom, max: bool, x: &[f32], y: &mut [f32]) {
     if g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 {
         return if max {
             pool2x2::<true>(g, x, y)
@@ -905,8 +922,15 @@ pub(crate) fn conv_shifted(
         return;
     }
     let p = ShiftedLayout::new(g, 1).p;
+    // Whole tiles are coarse pieces of work with nothing shared but the read-only weights, so
+    // a batch splits into tiles across threads from an eighth of the usual threshold
+    // (vgg-narrow's 3x3-map layers, 0.7–1.7 M multiply-adds at batch 32, ran single-threaded
+    // before); splitting one example's channels keeps the usual one (it was slower at batch 1).
     let work = a.nnz().saturating_mul(p).saturating_mul(batch);
-    let pieces = exec.pieces(work, batch.max(a.rows));
+    let pieces = match exec.pieces(work.saturating_mul(8), batch.max(a.rows)) {
+        n if n > 1 && batch >= n => n,
+        _ => exec.pieces(work, batch.max(a.rows)),
+    };
     let mut tile = (SHIFTED_ROW / p).clamp(1, batch);
     if pieces > 1 && batch >= pieces {
         tile = tile.min(batch.div_ceil(pieces));

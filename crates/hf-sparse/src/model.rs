@@ -324,20 +324,24 @@ impl Model {
             .unwrap_or_default();
         for (i, (l, node)) in self.layers.iter().zip(&self.plan.nodes).enumerate() {
             let len = node.out.len() * batch;
-            // the largest free buffer; every kernel overwrites its whole output, so a reused
-            // buffer is only grown, never cleared
-            let best = (0..pool.len()).max_by_key(|&k| pool[k].capacity());
+            // the smallest free buffer that holds the output, else the largest, grown. Buffers
+            // keep their full length (every kernel overwrites the part it is given), so one is
+            // zero-filled only when it grows, never on reuse.
+            let fits = (0..pool.len())
+                .filter(|&k| pool[k].len() >= len)
+                .min_by_key(|&k| pool[k].len());
+            let best = fits.or_else(|| (0..pool.len()).max_by_key(|&k| pool[k].len()));
             let mut out = best.map(|k| pool.swap_remove(k)).unwrap_or_default();
             if out.len() < len {
                 out.resize(len, 0.0);
             }
-            out.truncate(len);
             {
                 let get = |slot: usize| -> &[f32] {
                     if slot == 0 {
                         x
                     } else {
-                        bufs[slot].as_deref().unwrap_or(&[])
+                        let want = self.plan.nodes[slot - 1].out.len() * batch;
+                        bufs[slot].as_deref().map_or(&[], |b| &b[..want])
                     }
                 };
                 let t0 = std::time::Instant::now();
@@ -347,7 +351,7 @@ impl Model {
                     get(node.inputs[0]),
                     node.inputs.get(1).map(|&s| get(s)),
                     batch,
-                    &mut out,
+                    &mut out[..len],
                 );
                 if let Some(t) = times.as_deref_mut() {
                     t[i] += t0.elapsed();
@@ -362,7 +366,11 @@ impl Model {
                 }
             }
         }
-        let result = bufs[n].take().unwrap_or_default();
+        // the logits are copied out, so the last buffer stays in the pool for the next call
+        let out_len = self.plan.nodes.last().map_or(0, |nd| nd.out.len() * batch);
+        let result = bufs[n]
+            .as_deref()
+            .map_or_else(Vec::new, |b| b[..out_len].to_vec());
         pool.extend(bufs.into_iter().flatten());
         let kept: usize = pool.iter().map(|b| b.capacity()).sum();
         if kept <= GRAPH_KEEP {
@@ -493,7 +501,7 @@ impl Model {
             } => {
                 if let Ok(g) = Geom::new(node.in_shape, *kernel, *stride, *padding) {
                     let max = matches!(l.spec, LayerSpec::MaxPool2d { .. });
-                    conv::pool(&g, max, x, y);
+                    conv::pool(self.exec, &g, max, x, y);
                 }
             }
             LayerSpec::GlobalAvgPool { .. } => {

@@ -237,9 +237,12 @@ fn pools_match_reference() {
                     let x: Vec<f32> = (0..2 * c * h * w)
                         .map(|_| rng.gen_range(-2.0f32..-0.5))
                         .collect();
-                    for max in [true, false] {
+                    for (max, exec) in [true, false]
+                        .into_iter()
+                        .flat_map(|m| execs().into_iter().map(move |e| (m, e)))
+                    {
                         let mut y = vec![f32::NAN; 2 * c * g.ho * g.wo];
-                        conv::pool(&g, max, &x, &mut y);
+                        conv::pool(exec, &g, max, &x, &mut y);
                         let want: Vec<f64> = x
                             .chunks(h * w)
                             .flat_map(|xp| ref_pool(&g, max, xp))
@@ -247,7 +250,7 @@ fn pools_match_reference() {
                         for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                             assert!(
                                 ((*a as f64) - b).abs() <= 1e-6 * (1.0 + b.abs()),
-                                "max={max} {c}x{h}x{w} k{k} s{s} p{p} [{i}]: {a} vs {b}"
+                                "max={max} {exec:?} {c}x{h}x{w} k{k} s{s} p{p} [{i}]: {a} vs {b}"
                             );
                         }
                     }
