@@ -77,26 +77,14 @@ pub fn mlp(
             },
         ));
     }
-    let mut extra = BTreeMap::new();
-    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
-    extra.insert("seed".to_string(), seed.to_string());
-    extra.insert("sparsity_percent".to_string(), sp.to_string());
-    let mut model = ExportModel {
-        meta: ExportMeta {
-            architecture: architecture.to_string(),
-            dataset: "synthetic".to_string(),
-            input_shape,
-            classes: widths.last().copied().unwrap_or(0),
-            accuracy: None,
-            density_per_layer: Vec::new(),
-            total_density: 1.0,
-            preprocessing: None,
-            extra,
-        },
+    synthetic_model(
+        architecture.to_string(),
+        input_shape,
+        widths.last().copied().unwrap_or(0),
+        seed,
+        ("sparsity_percent", sp.to_string()),
         layers,
-    };
-    model.recompute_densities();
-    model
+    )
 }
 
 /// Random kept weights and masks for one layer of `n` weights with `fan_in` inputs per output,
@@ -221,12 +209,31 @@ pub fn conv_net(
         name: "flat".into(),
         input: None,
     }));
-    let (weight, mask) = pruned(&mut rng, 10 * 2 * c, 2 * c, density);
+    layers.push(classifier(&mut rng, "fc", 2 * c, density));
+    synthetic_model(
+        format!("conv_net_c{c}_s{s}"),
+        vec![3, s, s],
+        10,
+        seed,
+        ("sparsity_percent", sp.to_string()),
+        layers,
+    )
+}
+
+/// The synthetic conv nets' last layer: a randomly pruned linear layer `inp → 10` with small
+/// random biases, no activation.
+fn classifier(
+    rng: &mut ChaCha8Rng,
+    name: &str,
+    inp: usize,
+    density: f64,
+) -> (LayerSpec, LayerTensors) {
+    let (weight, mask) = pruned(rng, 10 * inp, inp, density);
     let bias: Vec<f32> = (0..10).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
-    layers.push((
+    (
         LayerSpec::Linear {
-            name: "fc".into(),
-            in_features: 2 * c,
+            name: name.to_string(),
+            in_features: inp,
             out_features: 10,
             bias: true,
             activation: Activation::None,
@@ -237,22 +244,34 @@ pub fn conv_net(
             bias: Some(bias),
             mask,
         },
-    ));
-    let mut extra = BTreeMap::new();
-    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
-    extra.insert("seed".to_string(), seed.to_string());
-    extra.insert("sparsity_percent".to_string(), sp.to_string());
+    )
+}
+
+/// A synthetic network's export: metadata naming the generator, the seed and one setting
+/// (`extra`), densities computed from the masks.
+fn synthetic_model(
+    architecture: impl Into<String>,
+    input_shape: Vec<usize>,
+    classes: usize,
+    seed: u64,
+    extra: (&str, String),
+    layers: Vec<(LayerSpec, LayerTensors)>,
+) -> ExportModel {
+    let mut meta_extra = BTreeMap::new();
+    meta_extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
+    meta_extra.insert("seed".to_string(), seed.to_string());
+    meta_extra.insert(extra.0.to_string(), extra.1);
     let mut model = ExportModel {
         meta: ExportMeta {
-            architecture: format!("conv_net_c{c}_s{s}"),
+            architecture: architecture.into(),
             dataset: "synthetic".to_string(),
-            input_shape: vec![3, s, s],
-            classes: 10,
+            input_shape,
+            classes,
             accuracy: None,
             density_per_layer: Vec::new(),
             total_density: 1.0,
             preprocessing: None,
-            extra,
+            extra: meta_extra,
         },
         layers,
     };
@@ -384,43 +403,15 @@ pub fn mobile_net(
             LayerTensors::default(),
         ),
     ];
-    let (weight, mask) = pruned(r, 10 * 4 * c, 4 * c, d);
-    let bias: Vec<f32> = (0..10).map(|_| r.gen_range(-0.05f32..0.05)).collect();
-    layers.push((
-        LayerSpec::Linear {
-            name: "fc".into(),
-            in_features: 4 * c,
-            out_features: 10,
-            bias: true,
-            activation: none,
-            input: None,
-        },
-        LayerTensors {
-            weight,
-            bias: Some(bias),
-            mask,
-        },
-    ));
-    let mut extra = BTreeMap::new();
-    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
-    extra.insert("seed".to_string(), seed.to_string());
-    extra.insert("sparsity_percent".to_string(), sp.to_string());
-    let mut model = ExportModel {
-        meta: ExportMeta {
-            architecture: format!("mobile_net_c{c}_s{s}"),
-            dataset: "synthetic".to_string(),
-            input_shape: vec![3, s, s],
-            classes: 10,
-            accuracy: None,
-            density_per_layer: Vec::new(),
-            total_density: 1.0,
-            extra,
-            preprocessing: None,
-        },
+    layers.push(classifier(r, "fc", 4 * c, d));
+    synthetic_model(
+        format!("mobile_net_c{c}_s{s}"),
+        vec![3, s, s],
+        10,
+        seed,
+        ("sparsity_percent", sp.to_string()),
         layers,
-    };
-    model.recompute_densities();
-    model
+    )
 }
 
 /// The per-layer densities (fraction kept, convs in order, then the classifier) that Hyperflux
@@ -485,48 +476,20 @@ pub fn vgg_narrow(densities: &[f64; 7], seed: u64) -> ExportModel {
         name: "flat".into(),
         input: None,
     }));
-    let (weight, mask) = pruned(&mut rng, 10 * cin, cin, d(6));
-    let bias: Vec<f32> = (0..10).map(|_| rng.gen_range(-0.05f32..0.05)).collect();
-    layers.push((
-        LayerSpec::Linear {
-            name: "classifier".into(),
-            in_features: cin,
-            out_features: 10,
-            bias: true,
-            activation: Activation::None,
-            input: None,
-        },
-        LayerTensors {
-            weight,
-            bias: Some(bias),
-            mask,
-        },
-    ));
-    let mut extra = BTreeMap::new();
-    extra.insert("generator".to_string(), "hf-sparse synthetic".to_string());
-    extra.insert("seed".to_string(), seed.to_string());
-    extra.insert(
-        "layer_densities".to_string(),
-        densities
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    let mut model = ExportModel {
-        meta: ExportMeta {
-            architecture: "vgg-narrow".to_string(),
-            dataset: "synthetic".to_string(),
-            input_shape: vec![1, 28, 28],
-            classes: 10,
-            accuracy: None,
-            density_per_layer: Vec::new(),
-            total_density: 1.0,
-            preprocessing: None,
-            extra,
-        },
+    layers.push(classifier(&mut rng, "classifier", cin, d(6)));
+    synthetic_model(
+        "vgg-narrow".to_string(),
+        vec![1, 28, 28],
+        10,
+        seed,
+        (
+            "layer_densities",
+            densities
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         layers,
-    };
-    model.recompute_densities();
-    model
+    )
 }
