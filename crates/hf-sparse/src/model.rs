@@ -451,22 +451,8 @@ impl Model {
                     }
                 }
             }
-            LayerSpec::Conv2d {
-                kernel,
-                stride,
-                padding,
-                dilation,
-                groups,
-                ..
-            } => {
-                let Ok(g) = Geom::conv(
-                    node.in_shape,
-                    *kernel,
-                    *stride,
-                    *padding,
-                    *dilation,
-                    *groups,
-                ) else {
+            LayerSpec::Conv2d { .. } => {
+                let Some(g) = conv_geom(&l.spec, node.in_shape) else {
                     return; // unreachable: the plan was validated with the same geometry
                 };
                 match (&l.dense, sparse) {
@@ -549,26 +535,9 @@ impl Model {
             }
         }
         for (l, node) in m.layers.iter_mut().zip(&m.plan.nodes) {
-            if let LayerSpec::Conv2d {
-                kernel,
-                stride,
-                padding,
-                dilation,
-                groups,
-                ..
-            } = &l.spec
-            {
-                if let Ok(g) = Geom::conv(
-                    node.in_shape,
-                    *kernel,
-                    *stride,
-                    *padding,
-                    *dilation,
-                    *groups,
-                ) {
-                    if l.taps.is_none() && conv::shifted_fits(&g) {
-                        l.taps = Some(conv::ShiftTaps::new(&g, &l.csr));
-                    }
+            if let Some(g) = conv_geom(&l.spec, node.in_shape) {
+                if l.taps.is_none() && conv::shifted_fits(&g) {
+                    l.taps = Some(conv::ShiftTaps::new(&g, &l.csr));
                 }
             }
         }
@@ -698,6 +667,22 @@ const SCRATCH_KEEP: usize = 1 << 22;
 /// Graph-path tensor buffers (in f32s, all together) larger than this are not kept between
 /// calls.
 const GRAPH_KEEP: usize = 1 << 23;
+
+/// The geometry of a convolution layer over `input` (`None` for other layers, or a geometry
+/// that does not fit, which validation already refused).
+fn conv_geom(spec: &LayerSpec, input: crate::graph::Shape) -> Option<Geom> {
+    match spec {
+        LayerSpec::Conv2d {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            groups,
+            ..
+        } => Geom::conv(input, *kernel, *stride, *padding, *dilation, *groups).ok(),
+        _ => None,
+    }
+}
 
 thread_local! {
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
