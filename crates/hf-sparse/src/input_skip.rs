@@ -43,9 +43,8 @@ impl InputSkip {
         InputSkip::new(csr, bias, background)
     }
 
-    /// The column form of `csr` for inputs whose background is `background` (zeros for a layer
-    /// after a ReLU).
-    pub(crate) fn new(csr: &Csr, bias: Option<&[f32]>, background: Vec<f32>) -> InputSkip {
+    /// The column form of `csr` for inputs whose background is `background`.
+    fn new(csr: &Csr, bias: Option<&[f32]>, background: Vec<f32>) -> InputSkip {
         let len = csr.cols;
         let mut counts = vec![0u32; len + 1];
         for &c in &csr.col_idx {

@@ -212,22 +212,17 @@ impl Model {
                 let bias = l.bias.as_deref();
                 let act = l.spec.activation();
                 let input = &cur[..l.csr.cols];
-                if let Some(skip) = &l.skip {
-                    let used = InputSkip::worth_it(skip.active_share(input));
-                    if used {
-                        skip.forward(input, act, y);
-                    }
-                    if used {
-                        cur = out;
-                        rest = tail;
-                        continue;
-                    }
-                }
-                match (&l.dense, &l.sell, self.path) {
-                    (Some(w), _, Format::Dense) => {
+                // the first layer skips the input's background when that pays (input_skip.rs)
+                let skip = l
+                    .skip
+                    .as_ref()
+                    .filter(|s| InputSkip::worth_it(s.active_share(input)));
+                match (skip, &l.dense, &l.sell, self.path) {
+                    (Some(s), ..) => s.forward(input, act, y),
+                    (None, Some(w), _, Format::Dense) => {
                         kernels::matvec(self.exec, w, l.csr.rows, l.csr.cols, input, bias, act, y)
                     }
-                    (_, Some(sell), Format::Sparse) if self.exec.isa != Isa::Generic => {
+                    (None, _, Some(sell), Format::Sparse) if self.exec.isa != Isa::Generic => {
                         kernels::sell8_mv(self.exec, sell, cur, act, y)
                     }
                     _ => kernels::spmv(self.exec, &l.csr, input, bias, act, y),
