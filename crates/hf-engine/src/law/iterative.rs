@@ -1,9 +1,9 @@
 //! The IMP and Taylor runners: global iterative pruning of `rate` of the remaining weights per
 //! step, scored by magnitude or first-order Taylor, with fine-tuning (masks frozen) between steps.
 
-use super::session::{accuracy_of, density_of, epoch, Setup};
+use super::session::{accuracy_of, density_of, epoch, law_optim, Setup};
 use super::{magnitude_scores, prune_lowest, taylor_scores, Family, LawConfig, LawSample};
-use crate::step::{HyperfluxOptim, StepSettings};
+use crate::step::StepSettings;
 use crate::trainer::Observer;
 use crate::EngineError;
 
@@ -16,12 +16,7 @@ pub(super) fn iterative(
     obs: &mut dyn Observer,
     emit: &mut dyn FnMut(LawSample),
 ) -> Result<(usize, Option<String>), EngineError> {
-    let mut opt = HyperfluxOptim::new(
-        s.net.as_ref(),
-        cfg.optimizer.kind()?,
-        cfg.optimizer.weight_decay,
-        cfg.ste_scale,
-    );
+    let mut opt = law_optim(cfg, s)?;
     let settings = StepSettings {
         weight_lr: cfg.optimizer.lr,
         mask_lr: 0.0,

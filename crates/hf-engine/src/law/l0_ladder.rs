@@ -3,10 +3,10 @@
 //! earlier once the density changes by less than `block_tolerance` percent over one epoch (the
 //! equilibrium criterion); the epochs it ran and its last change are recorded with the point.
 
-use super::session::{density_of, epoch, Setup};
+use super::session::{density_of, epoch, law_optim, Setup};
 use super::{flux_stats, rms_flux_stats, LawConfig, LawSample};
 use crate::network::Network;
-use crate::step::{HyperfluxOptim, StepSettings};
+use crate::step::StepSettings;
 use crate::trainer::Observer;
 use crate::EngineError;
 use tch::Tensor;
@@ -18,12 +18,7 @@ pub(super) fn l0_ladder(
     obs: &mut dyn Observer,
     emit: &mut dyn FnMut(LawSample),
 ) -> Result<(usize, Option<String>), EngineError> {
-    let mut opt = HyperfluxOptim::new(
-        s.net.as_ref(),
-        cfg.optimizer.kind()?,
-        cfg.optimizer.weight_decay,
-        cfg.ste_scale,
-    );
+    let mut opt = law_optim(cfg, s)?;
     let n = s.net.prunable() as f64;
     // An upper bound when blocks may end early (progress shows it as the total).
     let total = cfg.blocks * cfg.block_epochs;

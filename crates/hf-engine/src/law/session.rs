@@ -54,6 +54,17 @@ pub(super) fn setup(
     Ok(Setup { net, data, dev })
 }
 
+/// The optimizer the L0 ladder and the IMP/Taylor fine-tuning train with: the law's weight
+/// optimizer and straight-through scale over `s`'s network.
+pub(super) fn law_optim(cfg: &super::LawConfig, s: &Setup) -> Result<HyperfluxOptim, EngineError> {
+    Ok(HyperfluxOptim::new(
+        s.net.as_ref(),
+        cfg.optimizer.kind()?,
+        cfg.optimizer.weight_decay,
+        cfg.ste_scale,
+    ))
+}
+
 pub(super) fn density_of(net: &dyn Network) -> f64 {
     DensityReport::of(net.masked()).density()
 }
