@@ -43,7 +43,8 @@ use rayon::prelude::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SparseConv {
     /// Per layer: shifted for every stride-1 layer (measured fastest on `vgg-narrow` at 95%,
-    /// batch 1 to 32); for strided layers CSR × im2col where it measured faster — layers
+    /// batch 1 to 32, and on a ResNet-20 layer at 90–95%; at 98% and batch 1 the direct kernel
+    /// measured faster on that layer, which this rule does not yet pick); for strided layers CSR × im2col where it measured faster — layers
     /// keeping at least [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
     #[default]
     Auto,
