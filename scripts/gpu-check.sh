@@ -23,7 +23,9 @@
 #   3. a short LeNet-300-100 run on MNIST: dense training, then Hyperflux to 98% sparsity,
 #      then `eval --device cuda` (test accuracy and density);
 #   4. one Hyperflux epoch of ResNet-20 and one of VGG-19 on generated CIFAR-10-format data
-#      (learnable class patterns plus noise: the time and the mechanics are what count here).
+#      (learnable class patterns plus noise: the time and the mechanics are what count here);
+#   5. the sparse runtime on the machine's CPU (`bench-infer`, 1–8 threads; ONNX Runtime's column
+#      when ORT_DYLIB_PATH names a libonnxruntime.so).
 set -uo pipefail
 if [ $# -ne 3 ]; then
   sed -n '2,30p' "$0" >&2
@@ -135,7 +137,17 @@ for model in resnet20 vgg19; do
   cp "$WORK/$model/records.csv" "$OUT/$model-epoch.csv" 2>/dev/null
 done
 
-# 5. the figures, in one place
+# 5. the sparse runtime on this machine's CPU (many cores, no other load): bench-infer of the 98%
+#    LeNet-300-100 on MNIST test images and of the 95% vgg-narrow, 1 to 8 threads, against its own
+#    dense path, libtorch and ONNX Runtime (ORT_DYLIB_PATH: libonnxruntime.so of the PyPI wheel;
+#    without it that column says "not installed" and the rest runs)
+if [ "$QUICK" = 1 ]; then INFER=(--runs 5); THREADS=1,2; else INFER=(--runs 100); THREADS=1,2,4,8; fi
+step infer-lenet98 240 "$BIN" bench-infer "$ROOT/results/lenet/lenet300-98.sparse.safetensors" \
+  --data mnist --data-dir "$MNIST_DIR" --batch 1,8,32,64 --threads "$THREADS" "${INFER[@]}"
+step infer-vgg-narrow95 240 "$BIN" bench-infer --synthetic vgg-narrow --batch 1,8,32 \
+  --threads "$THREADS" "${INFER[@]}"
+
+# 6. the figures, in one place
 "$PYTHON" - "$OUT" <<'PY'
 import csv, json, os, re, sys
 out = sys.argv[1]
@@ -188,6 +200,10 @@ for name in ["lenet-dense", "lenet-prune98", "resnet20-epoch", "vgg19-epoch"]:
         v = s[name]
         md.append(f"| {name} | {v['epochs']} | {sum(v['epoch_seconds']) / len(v['epoch_seconds']):.2f} | "
                   f"{v['test_accuracy']:.2f} | {v['density']:.3f} |")
+for name in ["infer-lenet98", "infer-vgg-narrow95"]:
+    log = read(name + ".log").strip()
+    if log:
+        md += ["", f"## {name} (bench-infer on this machine's CPU)", "", "```", log, "```"]
 with open(os.path.join(out, "summary.md"), "w") as f:
     f.write("\n".join(md) + "\n")
 print("\n".join(md))
