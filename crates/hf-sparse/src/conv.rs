@@ -34,6 +34,7 @@ use crate::dispatch::{Exec, Isa};
 use crate::formats::Csr;
 use crate::graph::Geom;
 use crate::kernels::split_by_bounds;
+use crate::lowered::{self, Lowered};
 use crate::model::with_scratch;
 use crate::Activation;
 use rayon::prelude::*;
@@ -42,10 +43,17 @@ use rayon::prelude::*;
 /// [`Model::with_sparse_conv`](crate::Model::with_sparse_conv)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SparseConv {
-    /// Per layer: shifted for every stride-1 layer (measured fastest on `vgg-narrow` at 95%,
+    /// Per layer: lowered for output planes of at most
+    /// [`LOWERED_MAX_PLANE`](crate::LOWERED_MAX_PLANE) positions (7x7) at batch
+    /// [`LOWERED_MIN_BATCH`](crate::LOWERED_MIN_BATCH) and more, of at most
+    /// [`LOWERED_MAX_PLANE_SMALL_BATCH`](crate::LOWERED_MAX_PLANE_SMALL_BATCH) (3x3) below
+    /// (measured on `vgg-narrow` at 95%: 3x3 layers 2–8x faster lowered at every batch, 7x7
+    /// layers 1.2–1.8x faster from batch 8 and 2x slower at batch 1, 14x14 and 28x28 layers
+    /// slower or level); shifted for every other stride-1 layer (measured fastest on `vgg-narrow` at 95%,
     /// batch 1 to 32, and on a ResNet-20 layer at 90–95%; at 98% and batch 1 the direct kernel
-    /// measured faster on that layer, which this rule does not yet pick); for strided layers CSR × im2col where it measured faster — layers
-    /// keeping at least [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
+    /// measured faster on that layer, which this rule does not yet pick); for strided layers
+    /// CSR × im2col where it measured faster — layers keeping at least
+    /// [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
     #[default]
     Auto,
     /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
@@ -59,6 +67,10 @@ pub enum SparseConv {
     /// channel, shifted by the tap's offset, over the whole tile at once — long contiguous
     /// axpys even for 7x7 or 3x3 maps, the batch filling the vector dimension.
     Shifted,
+    /// The convolution lowered to the sparse matrix of its linear map on one example (one
+    /// entry per weight and output position it reaches), run by the linear kernels; layers
+    /// whose matrix would be too large fall back to `Auto`'s choice among the others.
+    Lowered,
 }
 
 /// Density from which [`SparseConv::Auto`] unfolds (CSR × im2col): on a ResNet-20 stage-1
@@ -67,11 +79,32 @@ pub enum SparseConv {
 pub const AUTO_IM2COL_DENSITY: f64 = 0.08;
 
 impl SparseConv {
-    /// The kernel `Auto` picks for a layer of this geometry and density (others: themselves).
+    /// The kernel that runs a layer of this geometry and weights at this batch size, given
+    /// what was precomputed: the lowered matrix where it exists and `self` asks for it
+    /// (`Auto`: where [`lowered::auto_lowers`] says it pays at this batch), else
+    /// [`resolve`](Self::resolve).
+    pub(crate) fn choose(self, g: &Geom, a: &Csr, prep: &ConvPrep, batch: usize) -> SparseConv {
+        let lower = match self {
+            SparseConv::Lowered => true,
+            SparseConv::Auto => lowered::auto_lowers(g, batch),
+            _ => false,
+        };
+        if lower && prep.lowered.is_some() {
+            SparseConv::Lowered
+        } else {
+            self.resolve(g, a)
+        }
+    }
+
+    /// The plane kernel (direct, im2col or shifted) that `Auto` picks for a layer of this
+    /// geometry and density; `Shifted` and `Lowered` where they cannot run fall back to it;
+    /// others: themselves.
     pub(crate) fn resolve(self, g: &Geom, a: &Csr) -> SparseConv {
         match self {
-            SparseConv::Auto | SparseConv::Shifted if shifted_fits(g) => SparseConv::Shifted,
-            SparseConv::Auto | SparseConv::Shifted => {
+            SparseConv::Auto | SparseConv::Shifted | SparseConv::Lowered if shifted_fits(g) => {
+                SparseConv::Shifted
+            }
+            SparseConv::Auto | SparseConv::Shifted | SparseConv::Lowered => {
                 let total = (a.rows * a.cols).max(1) as f64;
                 if is_pointwise(g) || a.nnz() as f64 / total >= AUTO_IM2COL_DENSITY {
                     SparseConv::Im2col
@@ -275,18 +308,20 @@ fn sparse_rows(
         (SparseConv::Direct, Isa::Generic) => {
             direct_body(g, a, o0, x_or_col, bias, act, y, axpy::<false>)
         }
-        (SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted, Isa::Generic) => {
-            im2col_sparse_body::<false>(plane, og, a, o0, x_or_col, bias, act, y)
-        }
+        (
+            SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted | SparseConv::Lowered,
+            Isa::Generic,
+        ) => im2col_sparse_body::<false>(plane, og, a, o0, x_or_col, bias, act, y),
         // SAFETY: Avx2Fma only exists after run-time detection; the bodies are safe code.
         #[cfg(target_arch = "x86_64")]
         (SparseConv::Direct, Isa::Avx2Fma) => unsafe {
             crate::avx2::conv_direct(g, a, o0, x_or_col, bias, act, y)
         },
         #[cfg(target_arch = "x86_64")]
-        (SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted, Isa::Avx2Fma) => unsafe {
-            crate::avx2::conv_im2col_sparse(plane, og, a, o0, x_or_col, bias, act, y)
-        },
+        (
+            SparseConv::Im2col | SparseConv::Auto | SparseConv::Shifted | SparseConv::Lowered,
+            Isa::Avx2Fma,
+        ) => unsafe { crate::avx2::conv_im2col_sparse(plane, og, a, o0, x_or_col, bias, act, y) },
     }
 }
 
@@ -329,7 +364,7 @@ pub(crate) fn conv_sparse(
     algo: SparseConv,
     g: &Geom,
     a: &Csr,
-    taps: Option<&ShiftTaps>,
+    prep: &ConvPrep,
     x: &[f32],
     batch: usize,
     bias: Option<&[f32]>,
@@ -346,10 +381,13 @@ pub(crate) fn conv_sparse(
     if batch == 0 || out_len == 0 {
         return;
     }
-    let algo = algo.resolve(g, a);
+    let algo = algo.choose(g, a, prep, batch);
+    if let (SparseConv::Lowered, Some(low)) = (algo, &prep.lowered) {
+        return low.forward(exec, x, batch, act, y);
+    }
     if algo == SparseConv::Shifted {
         let owned;
-        let taps = match taps {
+        let taps = match &prep.taps {
             Some(t) => t,
             None => {
                 owned = ShiftTaps::new(g, a);
@@ -358,6 +396,7 @@ pub(crate) fn conv_sparse(
         };
         return conv_shifted(exec, g, a, taps, x, batch, bias, act, y);
     }
+
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
     let phase = algo == SparseConv::Direct && g.sw > 1;
     let col_len = if unfold {
@@ -756,6 +795,31 @@ impl ShiftedLayout {
     }
 }
 
+/// What a sparse convolution layer precomputes once for the kernels it may run (which one
+/// runs can depend on the batch size): the shifted kernel's taps and the lowered matrix, built
+/// from the weights when the model is loaded, not per call. Without the lowered matrix the
+/// layer runs a plane kernel; without the taps the shifted kernel builds them per call.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ConvPrep {
+    taps: Option<ShiftTaps>,
+    lowered: Option<Lowered>,
+}
+
+impl ConvPrep {
+    /// What `algo` may run on this layer (geometry `g`, weights `a`, `bias`) needs.
+    pub(crate) fn new(algo: SparseConv, g: &Geom, a: &Csr, bias: Option<&[f32]>) -> ConvPrep {
+        let lower = match algo {
+            SparseConv::Lowered => true,
+            SparseConv::Auto => lowered::auto_may_lower(g),
+            _ => false,
+        };
+        ConvPrep {
+            taps: (algo.resolve(g, a) == SparseConv::Shifted).then(|| ShiftTaps::new(g, a)),
+            lowered: (lower && lowered::can_build(g, a)).then(|| Lowered::new(g, a, bias)),
+        }
+    }
+}
+
 /// Each nonzero's input channel and the offset of its tap `(dy, dx)` in the zero-padded plane:
 /// what the shifted kernel's offsets are made of, independent of the tile size. The divisions
 /// that split a CSR column into channel and tap happen here, once per layer, not per call.
@@ -939,7 +1003,18 @@ pub(crate) fn conv_shifted(
     let lay = ShiftedLayout::new(g, tile);
     if g.c.saturating_mul(lay.stride_c) > u32::MAX as usize {
         // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
-        return conv_sparse(exec, SparseConv::Direct, g, a, None, x, batch, bias, act, y);
+        return conv_sparse(
+            exec,
+            SparseConv::Direct,
+            g,
+            a,
+            &ConvPrep::default(),
+            x,
+            batch,
+            bias,
+            act,
+            y,
+        );
     }
     let off = lay.offsets(taps);
     let tiles = batch.div_ceil(tile);

@@ -283,7 +283,7 @@ pub fn load_bytes_checked(bytes: &[u8], name: &str) -> Result<(Model, Integrity)
                 dense: None,
                 sell: None,
                 skip: None,
-                taps: None,
+                conv: crate::conv::ConvPrep::default(),
             },
             Format::Dense => reader.dense_layer(spec)?,
             Format::Sparse => reader.sparse_layer(spec)?,
@@ -540,7 +540,7 @@ impl Reader<'_, '_> {
             dense: Some(weight),
             sell: None,
             skip: None,
-            taps: None,
+            conv: crate::conv::ConvPrep::default(),
         })
     }
 
@@ -591,7 +591,7 @@ impl Reader<'_, '_> {
             dense: None,
             sell: None,
             skip: None,
-            taps: None,
+            conv: crate::conv::ConvPrep::default(),
         })
     }
 }

@@ -36,6 +36,7 @@ mod graph;
 mod input_skip;
 mod io;
 mod kernels;
+mod lowered;
 mod model;
 mod spec;
 pub mod synthetic;
@@ -53,7 +54,8 @@ pub use hf_interchange::checksum::Integrity;
 pub use io::{
     col_idx_dtype, load, load_bytes, load_bytes_checked, load_checked, row_ptr_dtype, write_export,
 };
-pub use model::{LayerFlops, Model};
+pub use lowered::{LOWERED_MAX_PLANE, LOWERED_MAX_PLANE_SMALL_BATCH, LOWERED_MIN_BATCH};
+pub use model::{LayerFlops, Model, PER_EXAMPLE_MAX_BATCH};
 pub use spec::{
     fold_batch_norm, Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors,
 };

@@ -110,7 +110,7 @@ fn conv_kernels_match_reference() {
                         let a = Csr::from_dense_where(cout, cols, &dense, |i| keep[i]);
                         let wd = a.to_dense();
                         let bias = random_vec(&mut rng, cout);
-                        for batch in [1usize, 3] {
+                        for batch in [1usize, 2, 3, 9] {
                             let x = random_vec(&mut rng, batch * input.len());
                             for act in [Activation::None, Activation::Relu] {
                                 let b = (act == Activation::Relu).then_some(&bias[..]);
@@ -135,10 +135,12 @@ fn conv_kernels_match_reference() {
                                         SparseConv::Direct,
                                         SparseConv::Im2col,
                                         SparseConv::Shifted,
+                                        SparseConv::Lowered,
                                     ] {
                                         let mut y = vec![f32::NAN; want.len()];
+                                        let prep0 = conv::ConvPrep::new(algo, &g, &a, b);
                                         conv::conv_sparse(
-                                            exec, algo, &g, &a, None, &x, batch, b, act, &mut y,
+                                            exec, algo, &g, &a, &prep0, &x, batch, b, act, &mut y,
                                         );
                                         assert_close(
                                             &y,
@@ -414,7 +416,8 @@ pub(crate) fn reference_graph(net: &ExportModel, x: &[f32]) -> Vec<f64> {
 }
 
 /// The synthetic residual conv net on every ISA / threading / path / sparse-conv kernel agrees
-/// with the f64 reference, batch 1 and 5, several sparsities.
+/// with the f64 reference, batch 1, 2, 5 and 8 (each batch path of each kernel), several
+/// sparsities.
 #[test]
 fn conv_net_forward_all_paths_agree() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -427,7 +430,7 @@ fn conv_net_forward_all_paths_agree() {
         let net = synthetic::conv_net(c, s, sp, 4);
         let base = Model::from_export(&net).unwrap();
         let n = 3 * s * s;
-        for batch in [1usize, 5] {
+        for batch in [1usize, 2, 5, 8] {
             let x: Vec<f32> = (0..batch * n).map(|_| rng.gen_range(0.0f32..1.0)).collect();
             let want: Vec<f64> = x
                 .chunks(n)
@@ -439,6 +442,7 @@ fn conv_net_forward_all_paths_agree() {
                     SparseConv::Direct,
                     SparseConv::Im2col,
                     SparseConv::Shifted,
+                    SparseConv::Lowered,
                 ] {
                     for m in [base.to_sparse(), base.to_dense()] {
                         let path = m.path();
@@ -489,7 +493,7 @@ fn grouped_dilated_conv_kernels_match_reference() {
                                 let wd = a.to_dense();
                                 let bias: Vec<f32> =
                                     random_vec(&mut rng, cout).iter().map(|v| 4.0 * v).collect();
-                                for batch in [1usize, 3] {
+                                for batch in [1usize, 2, 3] {
                                     // inputs large enough that ReLU6 clips
                                     let x: Vec<f32> = random_vec(&mut rng, batch * input.len())
                                         .iter()
@@ -513,14 +517,17 @@ fn grouped_dilated_conv_kernels_match_reference() {
                                                 SparseConv::Direct,
                                                 SparseConv::Im2col,
                                                 SparseConv::Shifted,
+                                                SparseConv::Lowered,
                                             ] {
                                                 let mut y = vec![f32::NAN; want.len()];
+                                                let prep0 =
+                                                    conv::ConvPrep::new(algo, &g, &a, Some(&bias));
                                                 conv::conv_sparse(
                                                     exec,
                                                     algo,
                                                     &g,
                                                     &a,
-                                                    None,
+                                                    &prep0,
                                                     &x,
                                                     batch,
                                                     Some(&bias),
@@ -573,7 +580,7 @@ fn mobile_net_forward_all_paths_agree() {
         let net = synthetic::mobile_net(c, s, sp, 5);
         let base = Model::from_export(&net).unwrap();
         let n = 3 * s * s;
-        for batch in [1usize, 4] {
+        for batch in [1usize, 4, 8] {
             let x: Vec<f32> = (0..batch * n)
                 .map(|_| rng.gen_range(-3.0f32..3.0))
                 .collect();
@@ -587,6 +594,7 @@ fn mobile_net_forward_all_paths_agree() {
                     SparseConv::Direct,
                     SparseConv::Im2col,
                     SparseConv::Shifted,
+                    SparseConv::Lowered,
                 ] {
                     for m in [base.to_sparse(), base.to_dense()] {
                         let path = m.path();
@@ -647,7 +655,7 @@ fn shifted_conv_spans_tiles() {
                 SparseConv::Shifted,
                 &g,
                 &a,
-                None,
+                &conv::ConvPrep::default(),
                 &x,
                 batch,
                 Some(&bias),
@@ -660,5 +668,56 @@ fn shifted_conv_spans_tiles() {
                 &format!("shifted {h}x{w} k{k} p{p} d{d} g{groups} {exec:?}"),
             );
         }
+    }
+}
+
+/// `Auto` lowers by output plane and batch size, only where the matrix was built, and never
+/// builds it for planes it would not lower; `Lowered` falls back to the plane kernels when the
+/// matrix is missing.
+#[test]
+fn auto_lowers_small_planes_by_batch() {
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for (side, lowered_b1, lowered_b8) in
+        [(3usize, true, true), (7, false, true), (14, false, false)]
+    {
+        let g = Geom::conv(
+            Shape {
+                c: 4,
+                h: side,
+                w: side,
+            },
+            [3, 3],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            1,
+        )
+        .unwrap();
+        let w = random_vec(&mut rng, 8 * 4 * 9);
+        let a = Csr::from_dense_where(8, 4 * 9, &w, |i| i % 3 == 0);
+        let prep = conv::ConvPrep::new(SparseConv::Auto, &g, &a, None);
+        let pick = |batch| SparseConv::Auto.choose(&g, &a, &prep, batch);
+        let want = |lower: bool| {
+            if lower {
+                SparseConv::Lowered
+            } else {
+                SparseConv::Shifted
+            }
+        };
+        assert_eq!(pick(1), want(lowered_b1), "side {side} batch 1");
+        assert_eq!(pick(8), want(lowered_b8), "side {side} batch 8");
+        assert_eq!(pick(64), want(lowered_b8), "side {side} batch 64");
+        // the matrix exists exactly where some batch size lowers
+        let built = SparseConv::Lowered.choose(&g, &a, &prep, 8) == SparseConv::Lowered;
+        assert_eq!(built, lowered_b8, "side {side}: lowered matrix built");
+        let none = conv::ConvPrep::default();
+        assert_eq!(
+            SparseConv::Lowered.choose(&g, &a, &none, 8),
+            SparseConv::Shifted
+        );
+        assert_eq!(
+            SparseConv::Shifted.choose(&g, &a, &prep, 8),
+            SparseConv::Shifted
+        );
     }
 }

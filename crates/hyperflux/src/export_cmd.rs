@@ -94,9 +94,10 @@ pub struct BenchInferArgs {
     /// Skip the ONNX Runtime column.
     #[arg(long)]
     pub no_onnxruntime: bool,
-    /// The sparse path's convolution kernel: auto (per layer, the default), direct, im2col or
-    /// shifted (stride-1 layers; others as auto).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "im2col", "shifted"])]
+    /// The sparse path's convolution kernel: auto (per layer, the default), direct, im2col,
+    /// shifted (stride-1 layers; others as auto) or lowered (the conv as a sparse linear map;
+    /// layers whose map is too large as auto).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "direct", "im2col", "shifted", "lowered"])]
     pub conv: String,
     /// Time the test images of this dataset (mnist, fashion-mnist, …, npy:DIR; preprocessed as
     /// the export recorded) instead of uniform random inputs: real images have background the
@@ -570,6 +571,7 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
         "direct" => hf_sparse::SparseConv::Direct,
         "im2col" => hf_sparse::SparseConv::Im2col,
         "shifted" => hf_sparse::SparseConv::Shifted,
+        "lowered" => hf_sparse::SparseConv::Lowered,
         _ => hf_sparse::SparseConv::Auto,
     });
     let bench = match &a.data {

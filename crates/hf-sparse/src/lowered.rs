@@ -1,0 +1,180 @@
+//! A convolution over a small plane, lowered to the sparse matrix of its linear map on one
+//! example: row `o·(ho·wo) + p` (output channel `o`, output position `p`) holds one entry per
+//! weight of `o` whose tap lands inside the input at `p`, in column `c·(h·w) + q` (input
+//! channel `c`, input position `q`). The convolution becomes a linear layer, run by the linear
+//! kernels: SELL-8 for one example, feature-major batched SpMM for a batch.
+//!
+//! Why: on small planes (the 3x3 maps at the end of a VGG) the plane kernels are bound by
+//! per-row and per-plane overhead — a 3x3 output row is 3 values — while the lowered matrix
+//! holds exactly the multiply-adds that happen (no padding lanes, no border tests) and streams
+//! them the way the linear kernels are tuned to. It stores each weight once per output
+//! position it reaches (about `ho·wo` times for a 3x3 kernel on a small map), so it is only
+//! built for small planes ([`auto_lowers`]) and within a memory bound.
+
+use crate::dispatch::{Exec, Isa};
+use crate::formats::{Csr, Sell8};
+use crate::graph::Geom;
+use crate::kernels;
+use crate::model::{with_scratch, PER_EXAMPLE_MAX_BATCH};
+use crate::Activation;
+
+/// Largest output plane (`ho·wo`) that [`SparseConv::Auto`](crate::SparseConv::Auto) lowers
+/// for a batch of [`LOWERED_MIN_BATCH`] or more examples.
+pub const LOWERED_MAX_PLANE: usize = 49;
+
+/// Largest output plane lowered for smaller batches (one example: the plane kernels' vectors
+/// are one example's rows there, shortest on the smallest planes).
+pub const LOWERED_MAX_PLANE_SMALL_BATCH: usize = 9;
+
+/// Batch size from which [`LOWERED_MAX_PLANE`] applies.
+pub const LOWERED_MIN_BATCH: usize = 8;
+
+/// Largest lowered matrix built (entries): a bound on the memory the lowering may take
+/// (8 bytes per entry in each of the two forms).
+const MAX_ENTRIES: usize = 1 << 22;
+
+/// A convolution as a sparse linear map on one example (see the module doc).
+#[derive(Clone, Debug)]
+pub(crate) struct Lowered {
+    /// `(out·ho·wo) x (c·h·w)`, bias not included.
+    csr: Csr,
+    /// The batch-1 form, bias folded in.
+    sell: Sell8,
+    /// Bias per row of `csr` (the channel's bias at each of its positions).
+    bias: Option<Vec<f32>>,
+}
+
+/// Entries of the lowered matrix of `a` (a convolution of geometry `g`): one per weight and
+/// output position where its tap falls inside the input.
+fn entries(g: &Geom, a: &Csr) -> usize {
+    let khw = g.kh * g.kw;
+    // valid output positions per tap, counted once per tap
+    let mut per_tap = vec![0usize; khw];
+    for (r, n) in per_tap.iter_mut().enumerate() {
+        let (ky, kx) = (r / g.kw, r % g.kw);
+        let rows = (0..g.ho)
+            .filter(|&oy| inside(oy, g.sh, ky, g.dh, g.ph, g.h))
+            .count();
+        let cols = (0..g.wo)
+            .filter(|&ox| inside(ox, g.sw, kx, g.dw, g.pw, g.w))
+            .count();
+        *n = rows * cols;
+    }
+    a.col_idx.iter().map(|&j| per_tap[j as usize % khw]).sum()
+}
+
+/// Whether output coordinate `o` with tap `k` reads inside an input of length `len`.
+fn inside(o: usize, stride: usize, k: usize, dil: usize, pad: usize, len: usize) -> bool {
+    let i = o * stride + k * dil;
+    i >= pad && i - pad < len
+}
+
+/// Whether [`SparseConv::Auto`](crate::SparseConv::Auto) lowers a layer of this geometry at
+/// this batch size (by the output plane; measured on `vgg-narrow` at 95%).
+pub(crate) fn auto_lowers(g: &Geom, batch: usize) -> bool {
+    let max = if batch >= LOWERED_MIN_BATCH {
+        LOWERED_MAX_PLANE
+    } else {
+        LOWERED_MAX_PLANE_SMALL_BATCH
+    };
+    g.ho * g.wo <= max
+}
+
+/// Whether [`auto_lowers`] can say yes for some batch size (so the matrix is worth building).
+pub(crate) fn auto_may_lower(g: &Geom) -> bool {
+    g.ho * g.wo <= LOWERED_MAX_PLANE.max(LOWERED_MAX_PLANE_SMALL_BATCH)
+}
+
+/// Whether the lowered matrix stays within the memory bound (what `--conv lowered` needs).
+pub(crate) fn can_build(g: &Geom, a: &Csr) -> bool {
+    entries(g, a) <= MAX_ENTRIES && g.c.saturating_mul(g.h).saturating_mul(g.w) < u32::MAX as usize
+}
+
+impl Lowered {
+    /// The lowered form of `a` (CSR over `c/groups·kh·kw` columns, geometry `g`) and its bias.
+    pub(crate) fn new(g: &Geom, a: &Csr, bias: Option<&[f32]>) -> Lowered {
+        let (plane, hw, khw) = (g.ho * g.wo, g.h * g.w, g.kh * g.kw);
+        let og = (a.rows / g.groups).max(1);
+        let cg = g.cg();
+        let rows = a.rows * plane;
+        let mut row_ptr = Vec::with_capacity(rows + 1);
+        row_ptr.push(0);
+        let mut col_idx = Vec::with_capacity(entries(g, a));
+        let mut values = Vec::with_capacity(col_idx.capacity());
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for o in 0..a.rows {
+            let cbase = (o / og) * cg;
+            let (s, e) = (a.row_ptr[o], a.row_ptr[o + 1]);
+            for oy in 0..g.ho {
+                for ox in 0..g.wo {
+                    row.clear();
+                    for k in s..e {
+                        let j = a.col_idx[k] as usize;
+                        let (ci, r) = (j / khw, j % khw);
+                        let (ky, kx) = (r / g.kw, r % g.kw);
+                        if inside(oy, g.sh, ky, g.dh, g.ph, g.h)
+                            && inside(ox, g.sw, kx, g.dw, g.pw, g.w)
+                        {
+                            let iy = oy * g.sh + ky * g.dh - g.ph;
+                            let ix = ox * g.sw + kx * g.dw - g.pw;
+                            row.push((((cbase + ci) * hw + iy * g.w + ix) as u32, a.values[k]));
+                        }
+                    }
+                    // distinct taps of one output position read distinct inputs: no duplicates
+                    row.sort_unstable_by_key(|&(c, _)| c);
+                    col_idx.extend(row.iter().map(|&(c, _)| c));
+                    values.extend(row.iter().map(|&(_, v)| v));
+                    row_ptr.push(col_idx.len());
+                }
+            }
+        }
+        let csr = Csr {
+            rows,
+            cols: g.c * hw,
+            row_ptr,
+            col_idx,
+            values,
+        };
+        let bias: Option<Vec<f32>> = bias.map(|b| {
+            b.iter()
+                .flat_map(|&v| std::iter::repeat_n(v, plane))
+                .collect()
+        });
+        let sell = Sell8::from_csr(&csr, bias.as_deref());
+        Lowered { csr, sell, bias }
+    }
+
+    /// `y = act(conv(x) + b)` for a batch-major batch (`x`: `batch x (c·h·w)`, `y`:
+    /// `batch x (out·ho·wo)`), through the linear kernels.
+    pub(crate) fn forward(
+        &self,
+        exec: Exec,
+        x: &[f32],
+        batch: usize,
+        act: Activation,
+        y: &mut [f32],
+    ) {
+        let (rows, cols) = (self.csr.rows, self.csr.cols);
+        debug_assert_eq!(x.len(), batch * cols);
+        debug_assert_eq!(y.len(), batch * rows);
+        if batch <= PER_EXAMPLE_MAX_BATCH && exec.isa != Isa::Generic {
+            // example by example; the SELL-8 kernel reads x[cols] (a 0) for its padding lanes
+            with_scratch(cols + 1, |xp| {
+                for (xe, ye) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+                    xp[..cols].copy_from_slice(xe);
+                    xp[cols] = 0.0;
+                    kernels::sell8_mv(exec, &self.sell, xp, act, ye);
+                }
+            });
+        } else if batch == 1 {
+            kernels::spmv(exec, &self.csr, x, self.bias.as_deref(), act, y);
+        } else {
+            with_scratch(batch * (cols + rows), |buf| {
+                let (xt, yt) = buf.split_at_mut(batch * cols);
+                kernels::transpose(exec.isa, x, batch, cols, xt);
+                kernels::spmm_t(exec, &self.csr, xt, batch, self.bias.as_deref(), act, yt);
+                kernels::transpose(exec.isa, yt, rows, batch, y);
+            });
+        }
+    }
+}
