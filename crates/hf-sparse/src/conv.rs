@@ -784,6 +784,13 @@ impl ShiftedLayout {
         }
     }
 
+    /// Positions of a tile of `t` examples that the kernel computes: whole strips up to the
+    /// last example's last output (its plane's bottom padding rows and the padded plane's last
+    /// row, which hold no output, are not computed; on a 7x7 map that is 2 strips instead of 3).
+    fn computed(&self, g: &Geom, t: usize) -> usize {
+        ((t.max(1) - 1) * self.p + (g.ho - 1) * self.wp + g.wo).next_multiple_of(STRIP)
+    }
+
     /// Offset into the packed input of every nonzero (its input channel's start plus its tap's
     /// offset), in CSR order.
     fn offsets(&self, taps: &ShiftTaps) -> Vec<u32> {
@@ -899,7 +906,7 @@ unsafe fn shifted_body<const FMA: bool>(
     y: *mut f32,
 ) {
     let p = lay.p;
-    let l = (t * p).next_multiple_of(STRIP);
+    let l = lay.computed(g, t);
     let plane = g.ho * g.wo;
     let out_len = a.rows * plane;
     let nrows = rows.len();
