@@ -43,17 +43,14 @@ use rayon::prelude::*;
 /// [`Model::with_sparse_conv`](crate::Model::with_sparse_conv)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum SparseConv {
-    /// Per layer: lowered for output planes of at most
-    /// [`LOWERED_MAX_PLANE`](crate::LOWERED_MAX_PLANE) positions (7x7) at batch
-    /// [`LOWERED_MIN_BATCH`](crate::LOWERED_MIN_BATCH) and more, of at most
-    /// [`LOWERED_MAX_PLANE_SMALL_BATCH`](crate::LOWERED_MAX_PLANE_SMALL_BATCH) (3x3) below
-    /// (measured on `vgg-narrow` at 95%: 3x3 layers 2–8x faster lowered at every batch, 7x7
-    /// layers 1.2–1.8x faster from batch 8 and 2x slower at batch 1, 14x14 and 28x28 layers
-    /// slower or level); shifted for every other stride-1 layer (measured fastest on `vgg-narrow` at 95%,
-    /// batch 1 to 32, and on a ResNet-20 layer at 90–95%; at 98% and batch 1 the direct kernel
-    /// measured faster on that layer, which this rule does not yet pick); for strided layers
-    /// CSR × im2col where it measured faster — layers keeping at least
-    /// [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
+    /// Per layer: lowered where that measured faster (`lowered.rs`: strided layers from
+    /// batch [`LOWERED_MIN_BATCH`](crate::LOWERED_MIN_BATCH) and sparse strided ones at any
+    /// batch; stride-1 planes up to 3x3 at any batch, up to 7x7 — 14x14 at 10% density or
+    /// less — from that batch); else shifted for stride-1 layers (measured fastest on
+    /// `vgg-narrow` at 95%, batch 1 to 32, and on a ResNet-20 layer at 90–95%; at 98% and
+    /// batch 1 the direct kernel measured faster on that layer, which this rule does not yet
+    /// pick); for strided layers CSR × im2col where it measured faster — layers keeping at
+    /// least [`AUTO_IM2COL_DENSITY`] of their weights — else direct. The default.
     #[default]
     Auto,
     /// Direct sparse convolution: each nonzero adds a shifted input plane into its output
@@ -86,7 +83,7 @@ impl SparseConv {
     pub(crate) fn choose(self, g: &Geom, a: &Csr, prep: &ConvPrep, batch: usize) -> SparseConv {
         let lower = match self {
             SparseConv::Lowered => true,
-            SparseConv::Auto => lowered::auto_lowers(g, batch),
+            SparseConv::Auto => lowered::auto_lowers(g, a, batch),
             _ => false,
         };
         if lower && prep.lowered.is_some() {
@@ -817,7 +814,7 @@ impl ConvPrep {
     pub(crate) fn new(algo: SparseConv, g: &Geom, a: &Csr, bias: Option<&[f32]>) -> ConvPrep {
         let lower = match algo {
             SparseConv::Lowered => true,
-            SparseConv::Auto => lowered::auto_may_lower(g),
+            SparseConv::Auto => lowered::auto_may_lower(g, a),
             _ => false,
         };
         ConvPrep {

@@ -54,7 +54,10 @@ pub use hf_interchange::checksum::Integrity;
 pub use io::{
     col_idx_dtype, load, load_bytes, load_bytes_checked, load_checked, row_ptr_dtype, write_export,
 };
-pub use lowered::{LOWERED_MAX_PLANE, LOWERED_MAX_PLANE_SMALL_BATCH, LOWERED_MIN_BATCH};
+pub use lowered::{
+    LOWERED_MAX_PLANE, LOWERED_MAX_PLANE_SMALL_BATCH, LOWERED_MAX_PLANE_SPARSE, LOWERED_MIN_BATCH,
+    LOWERED_SPARSE_DENSITY,
+};
 pub use model::{LayerFlops, Model, PER_EXAMPLE_MAX_BATCH};
 pub use spec::{
     fold_batch_norm, Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors,

@@ -18,15 +18,24 @@ use crate::kernels;
 use crate::model::{with_scratch, PER_EXAMPLE_MAX_BATCH};
 use crate::Activation;
 
-/// Largest output plane (`ho·wo`) that [`SparseConv::Auto`](crate::SparseConv::Auto) lowers
-/// for a batch of [`LOWERED_MIN_BATCH`] or more examples.
+/// Largest output plane (`ho·wo`) of a stride-1 layer that
+/// [`SparseConv::Auto`](crate::SparseConv::Auto) lowers at any density, from batch
+/// [`LOWERED_MIN_BATCH`].
 pub const LOWERED_MAX_PLANE: usize = 49;
 
-/// Largest output plane lowered for smaller batches (one example: the plane kernels' vectors
-/// are one example's rows there, shortest on the smallest planes).
+/// Largest output plane of a stride-1 layer lowered from batch [`LOWERED_MIN_BATCH`] when the
+/// layer keeps at most [`LOWERED_SPARSE_DENSITY`] of its weights.
+pub const LOWERED_MAX_PLANE_SPARSE: usize = 196;
+
+/// Density up to which [`LOWERED_MAX_PLANE_SPARSE`] applies.
+pub const LOWERED_SPARSE_DENSITY: f64 = 0.1;
+
+/// Largest output plane of a stride-1 layer lowered below batch [`LOWERED_MIN_BATCH`] (one
+/// example: the plane kernels' vectors are one example's rows there, shortest on the
+/// smallest planes).
 pub const LOWERED_MAX_PLANE_SMALL_BATCH: usize = 9;
 
-/// Batch size from which [`LOWERED_MAX_PLANE`] applies.
+/// Batch size from which the larger planes are lowered (and strided layers at any density).
 pub const LOWERED_MIN_BATCH: usize = 8;
 
 /// Largest lowered matrix built (entries): a bound on the memory the lowering may take
@@ -69,20 +78,32 @@ fn inside(o: usize, stride: usize, k: usize, dil: usize, pad: usize, len: usize)
     i >= pad && i - pad < len
 }
 
-/// Whether [`SparseConv::Auto`](crate::SparseConv::Auto) lowers a layer of this geometry at
-/// this batch size (by the output plane; measured on `vgg-narrow` at 95%).
-pub(crate) fn auto_lowers(g: &Geom, batch: usize) -> bool {
-    let max = if batch >= LOWERED_MIN_BATCH {
-        LOWERED_MAX_PLANE
+/// Whether [`SparseConv::Auto`](crate::SparseConv::Auto) lowers a layer of this geometry and
+/// these weights at this batch size. The rule follows one-layer timings (2-core EPYC, one
+/// thread, best of 30; `vgg-narrow` and ResNet-20 shapes at 2–30% density, batch 1, 8, 32):
+/// lowered was 1.2–4x faster than the best plane kernel on strided layers from batch 8 and on
+/// sparse ones (below [`AUTO_IM2COL_DENSITY`](crate::AUTO_IM2COL_DENSITY)) at batch 1, on
+/// stride-1 planes up to 7x7 from batch 8 and up to 14x14 there at 10% density or less, and
+/// on 3x3 planes at every batch; it was slower on 16x16 and 32x32 planes and, at batch 1, on
+/// 7x7 and larger stride-1 planes.
+pub(crate) fn auto_lowers(g: &Geom, a: &Csr, batch: usize) -> bool {
+    let plane = g.ho * g.wo;
+    let density = a.nnz() as f64 / (a.rows * a.cols).max(1) as f64;
+    let big_batch = batch >= LOWERED_MIN_BATCH;
+    if g.sh > 1 || g.sw > 1 {
+        return big_batch || density < crate::AUTO_IM2COL_DENSITY;
+    }
+    if big_batch {
+        plane <= LOWERED_MAX_PLANE
+            || (plane <= LOWERED_MAX_PLANE_SPARSE && density <= LOWERED_SPARSE_DENSITY)
     } else {
-        LOWERED_MAX_PLANE_SMALL_BATCH
-    };
-    g.ho * g.wo <= max
+        plane <= LOWERED_MAX_PLANE_SMALL_BATCH
+    }
 }
 
-/// Whether [`auto_lowers`] can say yes for some batch size (so the matrix is worth building).
-pub(crate) fn auto_may_lower(g: &Geom) -> bool {
-    g.ho * g.wo <= LOWERED_MAX_PLANE.max(LOWERED_MAX_PLANE_SMALL_BATCH)
+/// Whether [`auto_lowers`] says yes for some batch size (so the matrix is worth building).
+pub(crate) fn auto_may_lower(g: &Geom, a: &Csr) -> bool {
+    auto_lowers(g, a, LOWERED_MIN_BATCH) || auto_lowers(g, a, 1)
 }
 
 /// Whether the lowered matrix stays within the memory bound (what `--conv lowered` needs).

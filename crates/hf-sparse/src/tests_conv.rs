@@ -671,53 +671,58 @@ fn shifted_conv_spans_tiles() {
     }
 }
 
-/// `Auto` lowers by output plane and batch size, only where the matrix was built, and never
-/// builds it for planes it would not lower; `Lowered` falls back to the plane kernels when the
-/// matrix is missing.
+/// `Auto` lowers by stride, output plane, density and batch size, only where the matrix was
+/// built, and never builds it for layers it would not lower; `Lowered` falls back to the plane
+/// kernels when the matrix is missing.
 #[test]
 fn auto_lowers_small_planes_by_batch() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
-    for (side, lowered_b1, lowered_b8) in
-        [(3usize, true, true), (7, false, true), (14, false, false)]
-    {
+    // (input side, stride, keep every k-th weight, lowered at batch 1, at batch 8)
+    for (side, stride, every, low1, low8) in [
+        (3usize, 1usize, 3usize, true, true),
+        (7, 1, 3, false, true),
+        (14, 1, 3, false, false),
+        (14, 1, 20, false, true),
+        (16, 1, 20, false, false),
+        (16, 2, 20, true, true),
+        (16, 2, 3, false, true),
+    ] {
         let g = Geom::conv(
             Shape {
-                c: 4,
+                c: 8,
                 h: side,
                 w: side,
             },
             [3, 3],
-            [1, 1],
+            [stride, stride],
             [1, 1],
             [1, 1],
             1,
         )
         .unwrap();
-        let w = random_vec(&mut rng, 8 * 4 * 9);
-        let a = Csr::from_dense_where(8, 4 * 9, &w, |i| i % 3 == 0);
+        let w = random_vec(&mut rng, 8 * 8 * 9);
+        let a = Csr::from_dense_where(8, 8 * 9, &w, |i| i % every == 0);
         let prep = conv::ConvPrep::new(SparseConv::Auto, &g, &a, None);
-        let pick = |batch| SparseConv::Auto.choose(&g, &a, &prep, batch);
-        let want = |lower: bool| {
-            if lower {
-                SparseConv::Lowered
-            } else {
-                SparseConv::Shifted
-            }
-        };
-        assert_eq!(pick(1), want(lowered_b1), "side {side} batch 1");
-        assert_eq!(pick(8), want(lowered_b8), "side {side} batch 8");
-        assert_eq!(pick(64), want(lowered_b8), "side {side} batch 64");
+        let what = format!("side {side} stride {stride} every {every}");
+        let lowered = |batch| SparseConv::Auto.choose(&g, &a, &prep, batch) == SparseConv::Lowered;
+        assert_eq!(lowered(1), low1, "{what}, batch 1");
+        assert_eq!(lowered(8), low8, "{what}, batch 8");
+        assert_eq!(lowered(64), low8, "{what}, batch 64");
         // the matrix exists exactly where some batch size lowers
         let built = SparseConv::Lowered.choose(&g, &a, &prep, 8) == SparseConv::Lowered;
-        assert_eq!(built, lowered_b8, "side {side}: lowered matrix built");
+        assert_eq!(built, low1 || low8, "{what}: lowered matrix built");
         let none = conv::ConvPrep::default();
+        let plane = SparseConv::Auto.resolve(&g, &a);
         assert_eq!(
             SparseConv::Lowered.choose(&g, &a, &none, 8),
-            SparseConv::Shifted
+            plane,
+            "{what}"
         );
-        assert_eq!(
-            SparseConv::Shifted.choose(&g, &a, &prep, 8),
-            SparseConv::Shifted
-        );
+        if stride == 1 {
+            assert_eq!(
+                SparseConv::Shifted.choose(&g, &a, &prep, 8),
+                SparseConv::Shifted
+            );
+        }
     }
 }
