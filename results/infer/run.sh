@@ -28,6 +28,8 @@ bench onnx-cnn95 results/onnx-cnn/cnn95.sparse.safetensors --batch 1,8,32 --thre
   --runs "$RUNS" --data mnist
 bench vgg-narrow95-layers --synthetic vgg-narrow --batch 1,32 --threads 1 --runs "$((RUNS / 4))" \
   --layers --no-libtorch --no-onnxruntime
+bench vgg-narrow95-layers-threads --synthetic vgg-narrow --batch 32 --threads 1,2 \
+  --runs "$((RUNS / 4))" --layers --no-libtorch --no-onnxruntime
 # Batch 1 moves by ±30% from run to run on this shared machine: the LeNet tables again, REPEATS
 # times (default 5), 1 thread, the rows only.
 for i in $(seq "${REPEATS:-5}"); do
