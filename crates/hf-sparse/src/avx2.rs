@@ -41,10 +41,22 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// One register tile of `8 * N` batch columns of one output row.
+/// Eight floats at `p`, or (`MASKED`) the lanes `mask` enables and zeros.
+#[inline(always)]
+unsafe fn load8<const MASKED: bool>(p: *const f32, mask: __m256i) -> __m256 {
+    if MASKED {
+        _mm256_maskload_ps(p, mask)
+    } else {
+        _mm256_loadu_ps(p)
+    }
+}
+
+/// One register tile of `8 * N` batch columns of one output row; `MASKED` (with `N = 1`): only
+/// the lanes `mask` enables, for the last `batch mod 8` columns — as fast per weight as a full
+/// tile (a scalar loop there made batches 2–7 slower than batch 8).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn spmm_tile<const N: usize>(
+unsafe fn spmm_tile<const N: usize, const MASKED: bool>(
     cols: &[u32],
     vals: &[f32],
     xt: *const f32,
@@ -53,6 +65,7 @@ unsafe fn spmm_tile<const N: usize>(
     b: f32,
     act: Activation,
     out: *mut f32,
+    mask: __m256i,
 ) {
     let mut acc = [_mm256_setzero_ps(); N];
     let mut k = 0;
@@ -67,8 +80,8 @@ unsafe fn spmm_tile<const N: usize>(
             let p0 = xt.add(*cols.get_unchecked(k) as usize * batch + j);
             let p1 = xt.add(*cols.get_unchecked(k + 1) as usize * batch + j);
             for t in 0..N {
-                acc[t] = _mm256_fmadd_ps(v0, _mm256_loadu_ps(p0.add(8 * t)), acc[t]);
-                acc1[t] = _mm256_fmadd_ps(v1, _mm256_loadu_ps(p1.add(8 * t)), acc1[t]);
+                acc[t] = _mm256_fmadd_ps(v0, load8::<MASKED>(p0.add(8 * t), mask), acc[t]);
+                acc1[t] = _mm256_fmadd_ps(v1, load8::<MASKED>(p1.add(8 * t), mask), acc1[t]);
             }
             k += 2;
         }
@@ -80,13 +93,18 @@ unsafe fn spmm_tile<const N: usize>(
         let v = _mm256_set1_ps(*vals.get_unchecked(k));
         let p = xt.add(*cols.get_unchecked(k) as usize * batch + j);
         for (t, a) in acc.iter_mut().enumerate() {
-            *a = _mm256_fmadd_ps(v, _mm256_loadu_ps(p.add(8 * t)), *a);
+            *a = _mm256_fmadd_ps(v, load8::<MASKED>(p.add(8 * t), mask), *a);
         }
         k += 1;
     }
     let bv = _mm256_set1_ps(b);
     for (t, a) in acc.iter().enumerate() {
-        _mm256_storeu_ps(out.add(8 * t), act8(act, _mm256_add_ps(*a, bv)));
+        let r = act8(act, _mm256_add_ps(*a, bv));
+        if MASKED {
+            _mm256_maskstore_ps(out.add(8 * t), mask, r);
+        } else {
+            _mm256_storeu_ps(out.add(8 * t), r);
+        }
     }
 }
 
@@ -103,6 +121,7 @@ pub(crate) unsafe fn spmm_t_rows(
     yt: &mut [f32],
 ) {
     let xp = xt.as_ptr();
+    let all = _mm256_set1_epi32(-1); // the full tiles' (unused) mask
     for (i, yrow) in yt.chunks_exact_mut(batch).enumerate() {
         let r = r0 + i;
         let s = *a.row_ptr.get_unchecked(r);
@@ -113,69 +132,22 @@ pub(crate) unsafe fn spmm_t_rows(
         let op = yrow.as_mut_ptr();
         let mut j = 0;
         while j + 64 <= batch {
-            spmm_tile::<8>(cols, vals, xp, batch, j, b, act, op.add(j));
+            spmm_tile::<8, false>(cols, vals, xp, batch, j, b, act, op.add(j), all);
             j += 64;
         }
         while j + 32 <= batch {
-            spmm_tile::<4>(cols, vals, xp, batch, j, b, act, op.add(j));
+            spmm_tile::<4, false>(cols, vals, xp, batch, j, b, act, op.add(j), all);
             j += 32;
         }
         while j + 8 <= batch {
-            spmm_tile::<1>(cols, vals, xp, batch, j, b, act, op.add(j));
+            spmm_tile::<1, false>(cols, vals, xp, batch, j, b, act, op.add(j), all);
             j += 8;
         }
         if j < batch {
-            spmm_tail(cols, vals, xp, batch, j, b, act, op.add(j));
+            let m = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (batch - j)) as *const __m256i);
+            spmm_tile::<1, true>(cols, vals, xp, batch, j, b, act, op.add(j), m);
         }
     }
-}
-
-/// The last `batch - j` (< 8) batch columns of one output row, one masked vector: as fast per
-/// weight as a full tile (a scalar loop here made batches 2–7 slower than batch 8).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn spmm_tail(
-    cols: &[u32],
-    vals: &[f32],
-    xt: *const f32,
-    batch: usize,
-    j: usize,
-    b: f32,
-    act: Activation,
-    out: *mut f32,
-) {
-    let m = _mm256_loadu_si256(MASKS.as_ptr().add(8 - (batch - j)) as *const __m256i);
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut k = 0;
-    // two accumulators: one FMA chain per weight would wait on the FMA latency
-    while k + 2 <= cols.len() {
-        let p0 = xt.add(*cols.get_unchecked(k) as usize * batch + j);
-        let p1 = xt.add(*cols.get_unchecked(k + 1) as usize * batch + j);
-        acc0 = _mm256_fmadd_ps(
-            _mm256_set1_ps(*vals.get_unchecked(k)),
-            _mm256_maskload_ps(p0, m),
-            acc0,
-        );
-        acc1 = _mm256_fmadd_ps(
-            _mm256_set1_ps(*vals.get_unchecked(k + 1)),
-            _mm256_maskload_ps(p1, m),
-            acc1,
-        );
-        k += 2;
-    }
-    if k < cols.len() {
-        let p0 = xt.add(*cols.get_unchecked(k) as usize * batch + j);
-        acc0 = _mm256_fmadd_ps(
-            _mm256_set1_ps(*vals.get_unchecked(k)),
-            _mm256_maskload_ps(p0, m),
-            acc0,
-        );
-    }
-    let r = act8(
-        act,
-        _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_set1_ps(b)),
-    );
-    _mm256_maskstore_ps(out, m, r);
 }
 
 /// Dense `y[i] = act(b[r0+i] + W[r0+i, :] · x)`, four rows at a time so each load of `x`
