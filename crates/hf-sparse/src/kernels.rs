@@ -23,6 +23,7 @@
 
 use crate::dispatch::{Exec, Isa};
 use crate::formats::{Csr, Sell8};
+use crate::model::with_scratch;
 use crate::Activation;
 use rayon::prelude::*;
 
@@ -205,6 +206,47 @@ pub(crate) fn spmm_t(
     chunks.into_par_iter().for_each(|(r0, ych)| {
         spmm_t_rows(exec.isa, a, r0, xt, batch, bias, act, ych);
     });
+}
+
+/// A sparse linear map on batch-major activations, `y = act(x·A^T + b)` (`x`: `batch x a.cols`,
+/// `y`: `batch x a.rows`), by the kernel that suits the batch: up to
+/// [`PER_EXAMPLE_MAX_BATCH`](crate::PER_EXAMPLE_MAX_BATCH) examples one by one on the SELL-8
+/// kernel (`sell`: `a` with `bias` folded in; CSR where it or AVX2 is missing), larger batches
+/// on the feature-major kernel, transposed in and out through per-thread scratch. What a linear
+/// layer of a graph and a lowered convolution run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sparse_linear(
+    exec: Exec,
+    a: &Csr,
+    sell: Option<&Sell8>,
+    bias: Option<&[f32]>,
+    x: &[f32],
+    batch: usize,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let (rows, cols) = (a.rows, a.cols);
+    debug_assert_eq!(x.len(), batch * cols);
+    debug_assert_eq!(y.len(), batch * rows);
+    match sell {
+        Some(sell) if batch <= crate::PER_EXAMPLE_MAX_BATCH && exec.isa != Isa::Generic => {
+            // the SELL-8 kernel reads x[cols] (a 0) for its padding lanes
+            with_scratch(cols + 1, |xp| {
+                for (xe, ye) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
+                    xp[..cols].copy_from_slice(xe);
+                    xp[cols] = 0.0;
+                    sell8_mv(exec, sell, xp, act, ye);
+                }
+            })
+        }
+        _ if batch == 1 => spmv(exec, a, x, bias, act, y),
+        _ => with_scratch(batch * (cols + rows), |buf| {
+            let (xt, yt) = buf.split_at_mut(batch * cols);
+            transpose(exec.isa, x, batch, cols, xt);
+            spmm_t(exec, a, xt, batch, bias, act, yt);
+            transpose(exec.isa, yt, rows, batch, y);
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

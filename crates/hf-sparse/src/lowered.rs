@@ -11,11 +11,10 @@
 //! position it reaches (about `ho·wo` times for a 3x3 kernel on a small map), so it is only
 //! built for small planes ([`auto_lowers`]) and within a memory bound.
 
-use crate::dispatch::{Exec, Isa};
+use crate::dispatch::Exec;
 use crate::formats::{Csr, Sell8};
 use crate::graph::Geom;
 use crate::kernels;
-use crate::model::{with_scratch, PER_EXAMPLE_MAX_BATCH};
 use crate::Activation;
 
 /// Largest output plane (`ho·wo`) of a stride-1 layer that
@@ -166,7 +165,7 @@ impl Lowered {
     }
 
     /// `y = act(conv(x) + b)` for a batch-major batch (`x`: `batch x (c·h·w)`, `y`:
-    /// `batch x (out·ho·wo)`), through the linear kernels.
+    /// `batch x (out·ho·wo)`), through the linear kernels ([`kernels::sparse_linear`]).
     pub(crate) fn forward(
         &self,
         exec: Exec,
@@ -175,27 +174,15 @@ impl Lowered {
         act: Activation,
         y: &mut [f32],
     ) {
-        let (rows, cols) = (self.csr.rows, self.csr.cols);
-        debug_assert_eq!(x.len(), batch * cols);
-        debug_assert_eq!(y.len(), batch * rows);
-        if batch <= PER_EXAMPLE_MAX_BATCH && exec.isa != Isa::Generic {
-            // example by example; the SELL-8 kernel reads x[cols] (a 0) for its padding lanes
-            with_scratch(cols + 1, |xp| {
-                for (xe, ye) in x.chunks_exact(cols).zip(y.chunks_exact_mut(rows)) {
-                    xp[..cols].copy_from_slice(xe);
-                    xp[cols] = 0.0;
-                    kernels::sell8_mv(exec, &self.sell, xp, act, ye);
-                }
-            });
-        } else if batch == 1 {
-            kernels::spmv(exec, &self.csr, x, self.bias.as_deref(), act, y);
-        } else {
-            with_scratch(batch * (cols + rows), |buf| {
-                let (xt, yt) = buf.split_at_mut(batch * cols);
-                kernels::transpose(exec.isa, x, batch, cols, xt);
-                kernels::spmm_t(exec, &self.csr, xt, batch, self.bias.as_deref(), act, yt);
-                kernels::transpose(exec.isa, yt, rows, batch, y);
-            });
-        }
+        kernels::sparse_linear(
+            exec,
+            &self.csr,
+            Some(&self.sell),
+            self.bias.as_deref(),
+            x,
+            batch,
+            act,
+            y,
+        );
     }
 }

@@ -458,14 +458,16 @@ impl Model {
                     (Some(w), false, _) => {
                         kernels::matmul(self.exec, w, rows, cols, x, batch, bias, act, y)
                     }
-                    (_, _, 1) => kernels::spmv(self.exec, &l.csr, x, bias, act, y),
-                    _ => {
-                        let mut xt = vec![0.0f32; x.len()];
-                        let mut yt = vec![0.0f32; y.len()];
-                        kernels::transpose(self.exec.isa, x, batch, cols, &mut xt);
-                        kernels::spmm_t(self.exec, &l.csr, &xt, batch, bias, act, &mut yt);
-                        kernels::transpose(self.exec.isa, &yt, rows, batch, y);
-                    }
+                    _ => kernels::sparse_linear(
+                        self.exec,
+                        &l.csr,
+                        l.sell.as_ref(),
+                        bias,
+                        x,
+                        batch,
+                        act,
+                        y,
+                    ),
                 }
             }
             LayerSpec::Conv2d { .. } => {
