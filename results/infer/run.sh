@@ -5,7 +5,9 @@
 # (uniform random inputs, and the MNIST test images) and on vgg-narrow with the layer densities of
 # the 95% Hyperflux run (synthetic weights; speed depends on the layer shapes and densities, not
 # on the values), and on the CNN imported from ONNX and pruned to 95% (results/onnx-cnn, MNIST
-# test images). Each output file starts with the machine's load average. HF=… sets the binary,
+# test images). The columns of a row are sampled in turn (bench-infer interleaves them); each
+# cell is the median sample, and in the *-best files the best one. Each output file starts with
+# the machine's load average. HF=… sets the binary,
 # THREADS=… the thread counts (default 1,2), OUT=… the output folder (default results/infer).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -26,6 +28,14 @@ bench lenet98-mnist "$L" --batch 1,8,32,64 --threads "$T" --runs "$RUNS" --data 
 bench vgg-narrow95 --synthetic vgg-narrow --batch 1,8,32 --threads "$T" --runs "$((RUNS / 4))"
 bench onnx-cnn95 results/onnx-cnn/cnn95.sparse.safetensors --batch 1,8,32 --threads "$T" \
   --runs "$RUNS" --data mnist
+# The same three tables with the best sample of each cell instead of the median: the least
+# disturbed calls, steadier ratios on a shared machine.
+bench lenet98-mnist-best "$L" --batch 1,8,32,64 --threads "$T" --runs "$RUNS" --data mnist \
+  --stat min
+bench vgg-narrow95-best --synthetic vgg-narrow --batch 1,8,32 --threads "$T" \
+  --runs "$((RUNS / 4))" --stat min
+bench onnx-cnn95-best results/onnx-cnn/cnn95.sparse.safetensors --batch 1,8,32 --threads "$T" \
+  --runs "$RUNS" --data mnist --stat min
 bench vgg-narrow95-layers --synthetic vgg-narrow --batch 1,32 --threads 1 --runs "$((RUNS / 4))" \
   --layers --no-libtorch --no-onnxruntime
 bench vgg-narrow95-layers-threads --synthetic vgg-narrow --batch 32 --threads 1,2 \

@@ -32,24 +32,78 @@ pub fn median_time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Duration
 
 /// Median time of one call of `f` over `runs` samples: a short probe decides how many calls
 /// one sample repeats (samples of about 300 µs, so the clock's resolution and overhead do not
-/// matter for microsecond calls), then the median sample is divided by that count. What every
-/// column of `bench-infer` is measured with.
+/// matter for microsecond calls), then the median sample is divided by that count.
 pub fn measure_call<F: FnMut()>(mut f: F, runs: usize) -> Duration {
-    let probe = median_time(&mut f, 2, 3);
-    let reps = if probe.is_zero() {
-        1000
-    } else {
-        (SAMPLE_TARGET.as_nanos() / probe.as_nanos().max(1)).clamp(1, 100_000) as u32
-    };
-    median_time(
-        || {
-            for _ in 0..reps {
-                f();
+    measure_interleaved(&mut [&mut |n| time_calls(&mut f, n)], runs, Stat::Median)[0]
+}
+
+/// Wall time of `n` calls of `f`.
+pub fn time_calls(f: &mut dyn FnMut(), n: u32) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed()
+}
+
+/// How a measurement's samples become one time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stat {
+    /// The median sample: what a typical call costs, outliers ignored.
+    #[default]
+    Median,
+    /// The fastest sample: the least disturbed by other processes, the steadier figure on a
+    /// shared machine.
+    Min,
+}
+
+/// Times several calls against each other. Each sampler runs its call `n` times and returns
+/// the wall time of those calls (so a call that must run on another thread pool can hand over
+/// outside the timed part). Each is probed for how many calls one sample repeats (samples of
+/// about 300 µs), then `runs` rounds take one sample of every sampler in turn, each after one
+/// untimed call that warms the caches again: a burst of load from other processes falls on
+/// all of them alike, so their ratios move less than when each is timed in a block of its own.
+/// Returns the time of one call of each (the `stat` of its samples over its repeat count), in
+/// the order given.
+pub fn measure_interleaved(
+    samplers: &mut [&mut dyn FnMut(u32) -> Duration],
+    runs: usize,
+    stat: Stat,
+) -> Vec<Duration> {
+    let reps: Vec<u32> = samplers
+        .iter_mut()
+        .map(|f| {
+            let mut probe: Vec<Duration> = (0..5).map(|_| f(1)).collect();
+            probe.sort();
+            let probe = probe[2];
+            if probe.is_zero() {
+                1000
+            } else {
+                (SAMPLE_TARGET.as_nanos() / probe.as_nanos().max(1)).clamp(1, 100_000) as u32
             }
-        },
-        1,
-        runs,
-    ) / reps
+        })
+        .collect();
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs.max(1)); samplers.len()];
+    for _ in 0..runs.max(1) {
+        for ((f, &n), out) in samplers.iter_mut().zip(&reps).zip(&mut samples) {
+            // one untimed call first: the previous sampler's calls have evicted this one's
+            // weights and buffers from the caches (a deployed model called over and over
+            // stays warm, and so should each sample)
+            f(1);
+            out.push(f(n) / n);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut v| {
+            v.sort();
+            match stat {
+                Stat::Min => v[0],
+                Stat::Median if v.len() % 2 == 1 => v[v.len() / 2],
+                Stat::Median => (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2,
+            }
+        })
+        .collect()
 }
 
 /// A model prepared for timing on both paths, with a fixed random input (uniform in [0, 1),

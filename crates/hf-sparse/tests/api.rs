@@ -228,6 +228,62 @@ fn median_time_calls_warmup_plus_runs() {
     assert_eq!(calls, 1, "at least one timed run");
 }
 
+/// Interleaved measurement on fake samplers (each reports a scripted time per call): the
+/// repeat count follows the probe, every round samples each sampler once after one warming
+/// call, and the statistic picks the fastest or the middle sample per call.
+#[test]
+fn measure_interleaved_samples_in_turn_and_applies_the_stat() {
+    use bench::Stat;
+    // sampler A: 100 µs per call, except its 2nd timed sample at 40 µs and 4th at 400 µs
+    // (a disturbed call); B: 2 µs per call throughout
+    let log = std::cell::RefCell::new(Vec::new());
+    let run = |stat: Stat| {
+        let mut a_timed = 0;
+        let mut a = |n: u32| {
+            log.borrow_mut().push(('a', n));
+            // the timed samples repeat 3 calls, the probes and warming calls 1
+            let per = if n > 1 {
+                a_timed += 1;
+                match a_timed {
+                    2 => 40,
+                    4 => 400,
+                    _ => 100,
+                }
+            } else {
+                100
+            };
+            Duration::from_micros(per * n as u64)
+        };
+        let mut b = |n: u32| {
+            log.borrow_mut().push(('b', n));
+            Duration::from_micros(2 * n as u64)
+        };
+        bench::measure_interleaved(&mut [&mut a, &mut b], 5, stat)
+    };
+    let median = run(Stat::Median);
+    let calls = log.take();
+    // 5 probe calls each, then 5 rounds of (warming call, timed sample) for a, then b
+    let probes: Vec<_> = calls.iter().take(10).collect();
+    assert!(probes.iter().all(|&&(_, n)| n == 1), "{probes:?}");
+    let rounds = &calls[10..];
+    assert_eq!(rounds.len(), 5 * 4);
+    for r in rounds.chunks(4) {
+        assert_eq!(
+            (r[0].0, r[0].1, r[1].0, r[2].0, r[2].1, r[3].0),
+            ('a', 1, 'a', 'b', 1, 'b')
+        );
+        assert_eq!(r[1].1, 3, "300 µs samples of a 100 µs call: 3 calls");
+        assert_eq!(r[3].1, 150, "300 µs samples of a 2 µs call: 150 calls");
+    }
+    assert_eq!(
+        median,
+        vec![Duration::from_micros(100), Duration::from_micros(2)]
+    );
+    let best = run(Stat::Min);
+    assert_eq!(best[0], Duration::from_micros(40), "the fastest sample");
+    assert_eq!(best[1], Duration::from_micros(2));
+}
+
 #[test]
 fn bench_model_reports_both_paths() {
     let m = Model::from_export(&synthetic::lenet300(98.0, 1)).unwrap();

@@ -8,6 +8,7 @@ use hf_data::{DatasetSpec, LoadOptions, Pixels, Preprocessing, Split};
 use hf_engine::checkpoint::Checkpoint;
 use hf_engine::masked::DensityReport;
 use hf_engine::trainer;
+use hf_sparse::bench;
 use hf_sparse::{ExportMeta, ExportModel, Format, Model};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,9 +82,14 @@ pub struct BenchInferArgs {
     /// Batch sizes.
     #[arg(long, value_delimiter = ',', default_value = "1,64")]
     pub batch: Vec<usize>,
-    /// Timed samples per measurement (the median is reported).
+    /// Timed samples per measurement; the columns of a row are sampled in turn, so a burst of
+    /// load from other processes falls on all of them alike.
     #[arg(long, default_value_t = 200)]
     pub runs: usize,
+    /// What each cell reports of its samples: median (a typical call) or min (the least
+    /// disturbed call: steadier ratios on a shared machine).
+    #[arg(long, default_value = "median", value_parser = ["median", "min"])]
+    pub stat: String,
     /// Thread counts for the runtime, libtorch and ONNX Runtime (intra-op), one table each
     /// (0: all cores).
     #[arg(long, value_delimiter = ',', default_value = "0")]
@@ -549,17 +555,22 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     if a.runs == 0 {
         bail!("--runs 0: give at least one timed sample per measurement, e.g. --runs 200");
     }
+    let (stat, stat_name) = match a.stat.as_str() {
+        "min" => (bench::Stat::Min, "best"),
+        _ => (bench::Stat::Median, "median"),
+    };
     let flops = model.flops();
     let (dm, sm): (u64, u64) = flops
         .iter()
         .fold((0, 0), |(d, s), f| (d + f.dense_macs, s + f.sparse_macs));
     println!(
-        "{what}: {} threads, median of {} samples per cell",
+        "{what}: {} threads, {} of {} interleaved samples per cell",
         thread_counts
             .iter()
             .map(|t| t.to_string())
             .collect::<Vec<_>>()
             .join(", "),
+        stat_name,
         a.runs
     );
     println!(
@@ -678,25 +689,48 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
             "sparse ex/s"
         );
         for &batch in &a.batch {
-            let r = pool.install(|| bench.row(batch, a.runs));
             let x = bench.input(batch);
-            let tt = torch.as_ref().map(|t| {
-                let xt = t.input(Tensor::from_slice(x), batch);
-                hf_sparse::bench::measure_call(
-                    || {
-                        let _ = t.forward(&xt);
-                    },
-                    a.runs,
-                )
+            let xt = torch
+                .as_ref()
+                .map(|t| (t, t.input(Tensor::from_slice(x), batch)));
+            // the columns sampled in turn; the runtime's own paths inside its thread pool
+            // (entered outside the timed part), libtorch and ONNX Runtime on their own threads
+            let mut sparse =
+                |n| pool.install(|| bench::time_calls(&mut || bench.run(Format::Sparse, batch), n));
+            let mut dense =
+                |n| pool.install(|| bench::time_calls(&mut || bench.run(Format::Dense, batch), n));
+            let mut torch_call = xt.as_ref().map(|(t, xt)| {
+                move |n| {
+                    bench::time_calls(
+                        &mut || {
+                            let _ = t.forward(xt);
+                        },
+                        n,
+                    )
+                }
             });
-            let ot = session.as_mut().map(|s| {
-                hf_sparse::bench::measure_call(
-                    || {
-                        let _ = std::hint::black_box(s.forward(x, batch));
-                    },
-                    a.runs,
-                )
+            let mut ort_call = session.as_mut().map(|s| {
+                move |n| {
+                    bench::time_calls(
+                        &mut || {
+                            let _ = std::hint::black_box(s.forward(x, batch));
+                        },
+                        n,
+                    )
+                }
             });
+            let mut calls: Vec<&mut dyn FnMut(u32) -> Duration> = vec![&mut sparse, &mut dense];
+            if let Some(f) = torch_call.as_mut() {
+                calls.push(f);
+            }
+            if let Some(f) = ort_call.as_mut() {
+                calls.push(f);
+            }
+            let times = bench::measure_interleaved(&mut calls, a.runs, stat);
+            let (sparse_time, dense_time) = (times[0], times[1]);
+            let mut rest = times[2..].iter().copied();
+            let tt = xt.as_ref().and_then(|_| rest.next());
+            let ot = session.as_ref().and_then(|_| rest.next());
             let fmt = |d: Option<Duration>| {
                 d.map(|d| format!("{:.2}µs", d.as_secs_f64() * 1e6))
                     .unwrap_or_else(|| "-".into())
@@ -705,25 +739,26 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
                 d.map(|d| {
                     format!(
                         "{:.1}x",
-                        d.as_secs_f64() / r.sparse_time.as_secs_f64().max(1e-12)
+                        d.as_secs_f64() / sparse_time.as_secs_f64().max(1e-12)
                     )
                 })
                 .unwrap_or_else(|| "-".into())
             };
             println!(
                 "{:>5} {:>11} {:>11} {:>11} {:>11} {:>8} {:>8} {:>8} {:>12.0}",
-                r.batch,
-                fmt(Some(r.sparse_time)),
-                fmt(Some(r.dense_time)),
+                batch,
+                fmt(Some(sparse_time)),
+                fmt(Some(dense_time)),
                 fmt(tt),
                 fmt(ot),
-                ratio(Some(r.dense_time)),
+                ratio(Some(dense_time)),
                 ratio(tt),
                 ratio(ot),
-                r.sparse_throughput
+                batch as f64 / sparse_time.as_secs_f64().max(1e-12)
             );
-            if r.batch == 1 && first_speedup.is_none() {
-                first_speedup = Some(r.speedup);
+            if batch == 1 && first_speedup.is_none() {
+                first_speedup =
+                    Some(dense_time.as_secs_f64() / sparse_time.as_secs_f64().max(1e-12));
             }
             if a.layers {
                 let (sp, de) = pool.install(|| {
