@@ -315,7 +315,9 @@ fn sell8_sorting_avoids_padding_for_equal_rows() {
 #[test]
 fn spmm_t_matches_reference_for_tile_edges() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let batches = [1usize, 2, 7, 8, 9, 31, 32, 33, 64, 65, 100, 130];
+    let batches = [
+        1usize, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 65, 100, 128, 130,
+    ];
     for &(r, c) in &[
         (3usize, 7usize),
         (17, 33),
