@@ -1110,36 +1110,8 @@ unsafe fn shifted_rows(
     match isa {
         Isa::Generic => shifted_body::<false>(g, a, lay, off, rows, xp, t, acc, bias, act, y),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma if crate::dispatch::avx512() => {
-            shifted_avx512(g, a, lay, off, rows, xp, t, acc, bias, act, y)
-        }
-        #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => shifted_avx2(g, a, lay, off, rows, xp, t, acc, bias, act, y),
     }
-}
-
-/// [`shifted_body`] compiled for AVX-512 (its 32-position strips in two 512-bit registers):
-/// what an AVX-512 CPU runs.
-///
-/// # Safety
-/// AVX-512F must be present ([`crate::dispatch::avx512`]); otherwise as [`shifted_body`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn shifted_avx512(
-    g: &Geom,
-    a: &Csr,
-    lay: &ShiftedLayout,
-    off: &[u32],
-    rows: std::ops::Range<usize>,
-    xp: &[f32],
-    t: usize,
-    acc: &mut [f32],
-    bias: Option<&[f32]>,
-    act: Activation,
-    y: *mut f32,
-) {
-    shifted_body::<true>(g, a, lay, off, rows, xp, t, acc, bias, act, y)
 }
 
 /// [`shifted_body`] compiled for AVX2 + FMA.

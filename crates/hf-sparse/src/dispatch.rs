@@ -52,17 +52,6 @@ impl Isa {
     }
 }
 
-/// Whether the AVX2 kernels written as portable bodies (the shifted convolution) may be
-/// compiled for AVX-512 instead: the CPU has AVX-512F and `HF_NO_AVX512` is not set (it
-/// exists to compare the two on one machine). Detected once.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn avx512() -> bool {
-    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVX512.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("HF_NO_AVX512").is_none()
-    })
-}
-
 /// How kernels run: instruction set and the threading threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Exec {

@@ -174,13 +174,8 @@ fn spmm_t_rows(
     match isa {
         Isa::Generic => spmm_t_body(a, r0, xt, batch, bias, act, yt),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2Fma only exists after run-time detection, avx512() is true only where the
-        // CPU has AVX-512F; lengths and CSR invariants as documented in `avx2`.
-        Isa::Avx2Fma if crate::dispatch::avx512() => unsafe {
-            crate::avx512::spmm_t_rows(a, r0, xt, batch, bias, act, yt)
-        },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above
+        // SAFETY: Avx2Fma only exists after run-time detection; lengths and CSR invariants as
+        // documented in `avx2`.
         Isa::Avx2Fma => unsafe { crate::avx2::spmm_t_rows(a, r0, xt, batch, bias, act, yt) },
     }
 }

@@ -27,8 +27,6 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub mod bench;
 mod conv;
 mod dispatch;
