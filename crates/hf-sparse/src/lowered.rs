@@ -9,7 +9,8 @@
 //! holds exactly the multiply-adds that happen (no padding lanes, no border tests) and streams
 //! them the way the linear kernels are tuned to. It stores each weight once per output
 //! position it reaches (about `ho·wo` times for a 3x3 kernel on a small map), so it is only
-//! built for small planes ([`auto_lowers`]) and within a memory bound.
+//! built where `Auto` may run it ([`auto_lowers`]: small planes, strided layers) or where it is
+//! asked for, and within a memory bound ([`can_build`]).
 
 use crate::dispatch::Exec;
 use crate::formats::{Csr, Sell8};
