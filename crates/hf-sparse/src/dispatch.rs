@@ -12,8 +12,11 @@
 /// splitting LeNet-300-100 layers of 0.3–1.2 M multiply-adds (sparse, batch 64–256) was
 /// 1.3–3x *slower* than staying serial while other processes were busy; the dense batched
 /// layers (15 M multiply-adds at batch 64) gained when the machine was otherwise idle (≈0.31 ms
-/// vs ≈0.46 ms serial per batch) and lost when it was busy. Both paths use the same threshold,
-/// so sparse-vs-dense comparisons stay fair.
+/// vs ≈0.46 ms serial per batch) and lost when it was busy. On a quiet 16-core Xeon
+/// (`results/infer/xeon16/par-sweep.txt`) a threshold of 128 k let vgg-narrow at 95% use a
+/// second thread at batch 32 (1.83 → 1.42 ms) and doubled LeNet-300-100's batch-64 time
+/// (35 → 77 µs); 512 k was between. Both paths use the same threshold, so sparse-vs-dense
+/// comparisons stay fair.
 pub const PAR_MIN_WORK: usize = 1 << 21;
 
 /// Instruction set a kernel is compiled for.
