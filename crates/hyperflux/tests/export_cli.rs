@@ -335,6 +335,48 @@ fn synthetic_bench_ends_with_the_batch1_speedup() {
     assert!(out.contains("dense 266200, sparse 5324"), "{out}");
 }
 
+/// `--stat`: the header says which statistic the cells are (median by default, the best
+/// sample with `min`), and another word is refused by the argument parser.
+#[test]
+fn bench_stat_names_the_statistic() {
+    let args = |stat: &str| {
+        run(&[
+            "bench-infer",
+            "--synthetic",
+            "lenet300",
+            "--runs",
+            "3",
+            "--batch",
+            "1,2",
+            "--threads",
+            "1",
+            "--no-libtorch",
+            "--no-onnxruntime",
+            "--stat",
+            stat,
+        ])
+    };
+    let out = ok(&args("min"));
+    assert!(
+        out.contains("best of 3 interleaved samples per cell"),
+        "{out}"
+    );
+    let rows = out
+        .lines()
+        .filter(|l| {
+            matches!(l.split_whitespace().next(), Some("1" | "2"))
+                && l.split_whitespace().count() == 9
+        })
+        .count();
+    assert_eq!(rows, 2, "{out}");
+    let out = ok(&args("median"));
+    assert!(
+        out.contains("median of 3 interleaved samples per cell"),
+        "{out}"
+    );
+    assert_eq!(args("mean").status.code(), Some(2));
+}
+
 /// The ONNX Runtime column: measured per batch and thread count when the venv has ONNX
 /// Runtime (scripts/setup.sh installs it), "not installed" without failing when it cannot be
 /// found.
@@ -399,7 +441,7 @@ fn bench_has_an_onnxruntime_column() {
 /// and each conv kernel by name giving the same multiply-add count.
 #[test]
 fn synthetic_vgg_narrow_bench_has_every_column_and_a_layer_breakdown() {
-    for conv in ["auto", "shifted", "direct"] {
+    for conv in ["auto", "shifted", "direct", "lowered"] {
         let out = ok(&run(&[
             "bench-infer",
             "--synthetic",
