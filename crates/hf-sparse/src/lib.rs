@@ -58,7 +58,7 @@ pub use lowered::{
     LOWERED_MAX_PLANE, LOWERED_MAX_PLANE_SMALL_BATCH, LOWERED_MAX_PLANE_SPARSE, LOWERED_MIN_BATCH,
     LOWERED_SPARSE_DENSITY,
 };
-pub use model::{LayerFlops, Model, PER_EXAMPLE_MAX_BATCH};
+pub use model::{LayerFlops, Model, DENSE_PER_EXAMPLE_MAX_BATCH, PER_EXAMPLE_MAX_BATCH};
 pub use spec::{
     fold_batch_norm, Activation, ExportMeta, ExportModel, Format, LayerSpec, LayerTensors,
 };
