@@ -249,10 +249,7 @@ impl Model {
                 let act = l.spec.activation();
                 let input = &cur[..l.csr.cols];
                 // the first layer skips the input's background when that pays (input_skip.rs)
-                let skip = l
-                    .skip
-                    .as_ref()
-                    .filter(|s| InputSkip::worth_it(s.active_share(input)));
+                let skip = l.skip.as_ref().filter(|s| s.pays(input));
                 match (skip, &l.dense, &l.sell, self.path) {
                     (Some(s), ..) => s.forward(input, act, y),
                     (None, Some(w), _, Format::Dense) => {

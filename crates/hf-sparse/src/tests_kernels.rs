@@ -542,6 +542,12 @@ fn background_skip_matches_the_dense_path() {
                     (share - (1.0 - background_share)).abs() < 0.1,
                     "{share} of the weights for {background_share} background"
                 );
+                // the early-stopping test agrees with the full count
+                assert_eq!(
+                    skip.pays(&x[..784]),
+                    share <= crate::input_skip::MAX_SHARE,
+                    "share {share}"
+                );
                 let got = sparse.forward(&x, batch).unwrap();
                 let want = dense.forward(&x, batch).unwrap();
                 for (g, w) in got.iter().zip(&want) {
