@@ -85,7 +85,9 @@ fn inside(o: usize, stride: usize, k: usize, dil: usize, pad: usize, len: usize)
 /// sparse ones (below [`AUTO_IM2COL_DENSITY`](crate::AUTO_IM2COL_DENSITY)) at batch 1, on
 /// stride-1 planes up to 7x7 from batch 8 and up to 14x14 there at 10% density or less, and
 /// on 3x3 planes at every batch; it was slower on 16x16 and 32x32 planes and, at batch 1, on
-/// 7x7 and larger stride-1 planes.
+/// 7x7 and larger stride-1 planes. The rule follows most cells, not all: on a busy machine a
+/// few went the other way between runs (7x7 at 10–30% density at batch 8;
+/// `results/infer/conv-kernels.txt`, made by the `conv_kernels` example).
 pub(crate) fn auto_lowers(g: &Geom, a: &Csr, batch: usize) -> bool {
     let plane = g.ho * g.wo;
     let density = a.nnz() as f64 / (a.rows * a.cols).max(1) as f64;
