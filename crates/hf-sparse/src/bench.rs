@@ -14,19 +14,24 @@ pub fn median_time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Duration
     for _ in 0..warmup {
         f();
     }
-    let mut times: Vec<Duration> = (0..runs.max(1))
+    let times: Vec<Duration> = (0..runs.max(1))
         .map(|_| {
             let t = Instant::now();
             f();
             t.elapsed()
         })
         .collect();
-    times.sort();
-    let n = times.len();
+    median(times)
+}
+
+/// The median of `v` (mean of the two middle values for an even count; `v` not empty).
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    let n = v.len();
     if n % 2 == 1 {
-        times[n / 2]
+        v[n / 2]
     } else {
-        (times[n / 2 - 1] + times[n / 2]) / 2
+        (v[n / 2 - 1] + v[n / 2]) / 2
     }
 }
 
@@ -73,9 +78,7 @@ pub fn measure_interleaved(
     let reps: Vec<u32> = samplers
         .iter_mut()
         .map(|f| {
-            let mut probe: Vec<Duration> = (0..5).map(|_| f(1)).collect();
-            probe.sort();
-            let probe = probe[2];
+            let probe = median((0..5).map(|_| f(1)).collect());
             if probe.is_zero() {
                 1000
             } else {
@@ -95,13 +98,9 @@ pub fn measure_interleaved(
     }
     samples
         .into_iter()
-        .map(|mut v| {
-            v.sort();
-            match stat {
-                Stat::Min => v[0],
-                Stat::Median if v.len() % 2 == 1 => v[v.len() / 2],
-                Stat::Median => (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2,
-            }
+        .map(|v| match stat {
+            Stat::Min => v.into_iter().min().unwrap_or_default(),
+            Stat::Median => median(v),
         })
         .collect()
 }
