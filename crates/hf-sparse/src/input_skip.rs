@@ -90,12 +90,7 @@ impl InputSkip {
         let mut read = 0u32;
         for s in (0..n).step_by(64) {
             let e = (s + 64).min(n);
-            read += x[s..e]
-                .iter()
-                .zip(&self.background[s..e])
-                .zip(self.col_ptr[s..=e].windows(2))
-                .map(|((x, v), w)| u32::from(x != v) * (w[1] - w[0]))
-                .sum::<u32>();
+            read += self.active_weights(x, s, e);
             if read > budget {
                 return false;
             }
@@ -107,13 +102,19 @@ impl InputSkip {
     /// background (a branch-free, vectorised pass): what the column path would read.
     #[cfg(test)]
     pub(crate) fn active_share(&self, x: &[f32]) -> f64 {
-        let read: u32 = x
+        let n = x.len().min(self.background.len());
+        self.active_weights(x, 0, n) as f64 / self.vals.len().max(1) as f64
+    }
+
+    /// Weights in the columns `s..e` whose input in `x` differs from the background (a
+    /// branch-free, vectorised count).
+    fn active_weights(&self, x: &[f32], s: usize, e: usize) -> u32 {
+        x[s..e]
             .iter()
-            .zip(&self.background)
-            .zip(self.col_ptr.windows(2))
+            .zip(&self.background[s..e])
+            .zip(self.col_ptr[s..=e].windows(2))
             .map(|((x, v), w)| u32::from(x != v) * (w[1] - w[0]))
-            .sum();
-        read as f64 / self.vals.len().max(1) as f64
+            .sum()
     }
 
     /// `y = act(b' + Σ_{j: x_j ≠ v_j} W[:, j]·(x_j − v_j))` for one example; `y` has one value
