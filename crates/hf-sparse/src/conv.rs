@@ -788,6 +788,11 @@ impl ShiftedLayout {
         ((t.max(1) - 1) * self.p + (g.ho - 1) * self.wp + g.wo).next_multiple_of(STRIP)
     }
 
+    /// Whether every offset into the packed input (`g.c` channels of `stride_c`) fits a u32.
+    fn offsets_fit(&self, g: &Geom) -> bool {
+        g.c.saturating_mul(self.stride_c) <= u32::MAX as usize
+    }
+
     /// Offset into the packed input of every nonzero (its input channel's start plus its tap's
     /// offset), in CSR order.
     fn offsets(&self, taps: &ShiftTaps) -> Vec<u32> {
@@ -859,7 +864,7 @@ impl ShiftTaps {
             off1: Vec::new(),
         };
         let lay = ShiftedLayout::new(g, 1);
-        if g.c.saturating_mul(lay.stride_c) <= u32::MAX as usize {
+        if lay.offsets_fit(g) {
             taps.off1 = lay.offsets(&taps);
         }
         taps
@@ -1015,7 +1020,7 @@ pub(crate) fn conv_shifted(
         tile = tile.min(batch.div_ceil(pieces));
     }
     let lay = ShiftedLayout::new(g, tile);
-    if g.c.saturating_mul(lay.stride_c) > u32::MAX as usize {
+    if !lay.offsets_fit(g) {
         // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
         return conv_sparse(
             exec,
