@@ -48,7 +48,7 @@ mod tests_conv;
 mod tests_kernels;
 
 pub use conv::{SparseConv, AUTO_IM2COL_DENSITY};
-pub use dispatch::PAR_MIN_WORK;
+pub use dispatch::{BATCH_SPLIT_SHARE, PAR_MIN_WORK};
 pub use error::SparseError;
 pub use hf_interchange::checksum::Integrity;
 pub use io::{

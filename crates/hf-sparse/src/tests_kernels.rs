@@ -560,3 +560,72 @@ fn background_skip_matches_the_dense_path() {
         }
     }
 }
+
+/// A batch split into sub-batches across threads gives every example the logits it gets on
+/// its own, in order: an MLP and a conv net, both paths, batches that split into whole
+/// register tiles and batches that do not.
+#[test]
+fn batch_split_across_threads_keeps_every_example_in_place() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let nets = [
+        synthetic::mlp("t", &[37, 20, 9, 4], vec![37], 80.0, 11),
+        synthetic::conv_net(4, 8, 70.0, 3),
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for net in nets {
+        let base = Model::from_export(&net).unwrap();
+        let n_in = base.input_len();
+        let k = base.classes();
+        for m in [base.to_sparse(), base.to_dense()] {
+            let split = m.clone().with_par_min_work(0);
+            let serial = m.with_par_min_work(usize::MAX);
+            for batch in [2usize, 3, 5, 9, 17, 40] {
+                pool.install(|| {
+                    assert!(split.exec.batch_pieces(1, batch) > 1);
+                    assert_eq!(serial.exec.batch_pieces(usize::MAX / 4, batch), 1);
+                });
+                let x = random_vec(&mut rng, batch * n_in);
+                let got = pool.install(|| split.forward(&x, batch)).unwrap();
+                let whole = serial.forward(&x, batch).unwrap();
+                assert_eq!(got.len(), batch * k);
+                for e in 0..batch {
+                    let one = serial.forward(&x[e * n_in..(e + 1) * n_in], 1).unwrap();
+                    for j in 0..k {
+                        let (g, w, o) = (got[e * k + j], whole[e * k + j], one[j]);
+                        assert!(
+                            (g - w).abs() <= 1e-5 * (1.0 + w.abs())
+                                && (g - o).abs() <= 1e-5 * (1.0 + o.abs()),
+                            "{} batch {batch} example {e} logit {j}: split {g}, whole {w}, alone {o}",
+                            split.path()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sub-batches are even shares, whole register tiles of 8 once a share reaches 8, and cover
+/// the batch.
+#[test]
+fn sub_batches_cover_the_batch() {
+    for batch in 1..=100usize {
+        for pieces in 1..=4usize {
+            let per = crate::model::sub_batch(batch, pieces);
+            assert!(
+                per >= 1 && per <= batch,
+                "batch {batch} pieces {pieces}: {per}"
+            );
+            assert!(
+                batch.div_ceil(per) <= pieces,
+                "batch {batch} pieces {pieces}: {per}"
+            );
+            if per >= 8 && per < batch {
+                assert_eq!(per % 8, 0, "batch {batch} pieces {pieces}: {per}");
+            }
+        }
+    }
+}
