@@ -66,7 +66,8 @@ pub enum Stat {
 /// the wall time of those calls (so a call that must run on another thread pool can hand over
 /// outside the timed part). Each is probed for how many calls one sample repeats (samples of
 /// about 300 µs), then `runs` rounds take one sample of every sampler in turn, each after one
-/// untimed call that warms the caches again: a burst of load from other processes falls on
+/// untimed call that warms the caches again and after the process's threads are idle
+/// ([`settle`]; with more than one sampler): a burst of load from other processes falls on
 /// all of them alike, so their ratios move less than when each is timed in a block of its own.
 /// Returns the time of one call of each (the `stat` of its samples over its repeat count), in
 /// the order given.
@@ -86,12 +87,16 @@ pub fn measure_interleaved(
             }
         })
         .collect();
+    let several = samplers.len() > 1;
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs.max(1)); samplers.len()];
     for _ in 0..runs.max(1) {
         for ((f, &n), out) in samplers.iter_mut().zip(&reps).zip(&mut samples) {
             // one untimed call first: the previous sampler's calls have evicted this one's
             // weights and buffers from the caches (a deployed model called over and over
             // stays warm, and so should each sample)
+            if several {
+                settle();
+            }
             f(1);
             out.push(f(n) / n);
         }
@@ -103,6 +108,63 @@ pub fn measure_interleaved(
             Stat::Median => median(v),
         })
         .collect()
+}
+
+/// Waits until no other thread of this process is running or runnable (at most
+/// [`SETTLE_MAX`]): a runtime's worker threads may go on spinning after its call returns (ONNX
+/// Runtime's intra-op threads spin for milliseconds by default), and a sample taken meanwhile
+/// runs with a core taken. On the 2-core development machine that hid every gain of a second
+/// thread from the columns sampled after ONNX Runtime (vgg-narrow batch 8, 2 threads, own dense
+/// path: 2.9–3.9 ms, the same as on 1 thread; 1.9 ms with ONNX Runtime left out). Reads each
+/// thread's state from `/proc/self/task/*/stat` (its run time there is only updated on
+/// scheduler ticks, too late to see a spinning thread); where that is not readable it returns
+/// at once.
+pub fn settle() {
+    // the usual case, nothing else running, costs one look and no sleep (a sleep lets the
+    // core idle, and the sample after it would start on a cooled-down core)
+    if others_running() != Some(true) {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut quiet = 0;
+    while quiet < 2 && t0.elapsed() < SETTLE_MAX {
+        std::thread::sleep(SETTLE_POLL);
+        match others_running() {
+            Some(true) => quiet = 0,
+            Some(false) => quiet += 1,
+            None => return,
+        }
+    }
+}
+
+/// How often [`settle`] looks at the threads' states.
+pub const SETTLE_POLL: Duration = Duration::from_micros(200);
+
+/// The longest [`settle`] waits. ONNX Runtime 1.31's intra-op threads went idle 37–44 ms
+/// after its last call on the development machine (a spin of 2^20 pause instructions).
+pub const SETTLE_MAX: Duration = Duration::from_millis(100);
+
+/// Whether a thread of this process other than the calling one is running or waiting for a
+/// core (state `R` in `/proc/self/task/*/stat`); `None` where that is not readable.
+fn others_running() -> Option<bool> {
+    let me = std::fs::read_link("/proc/thread-self").ok()?;
+    let me = me.file_name()?.to_owned();
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let task = task.ok()?;
+        if task.file_name() == me {
+            continue;
+        }
+        // a thread that exited between the listing and the read is not running
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (name) S ...": the state follows the last ')' (a name may hold one)
+        let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+        if state == 'R' {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// A model prepared for timing on both paths, with a fixed random input (uniform in [0, 1),

@@ -328,3 +328,34 @@ fn format_parses_from_flags_and_tags() {
     assert_eq!(Format::Sparse.to_string(), "sparse");
     assert_eq!(Format::Dense.tag(), "hyperflux-dense-v1");
 }
+
+/// `settle` waits for a thread of the process that is still busy (as a runtime's spinning
+/// worker is after its call), and returns once it is idle.
+#[cfg(target_os = "linux")]
+#[test]
+fn settle_waits_for_a_busy_thread() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let spinner = {
+        let (done, started) = (done.clone(), started.clone());
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            started.store(true, Ordering::SeqCst);
+            while t.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    while !started.load(Ordering::SeqCst) {
+        std::hint::spin_loop();
+    }
+    bench::settle();
+    assert!(
+        done.load(Ordering::SeqCst),
+        "settle returned while another thread was still spinning"
+    );
+    spinner.join().unwrap();
+}

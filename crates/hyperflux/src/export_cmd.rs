@@ -660,6 +660,7 @@ pub fn bench_infer(a: &BenchInferArgs) -> Result<()> {
     for &threads in &thread_counts {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
+            .thread_name(move |i| format!("hf-{threads}t-{i}"))
             .build()
             .context("cannot start the runtime's threads")?;
         tch::set_num_threads(threads as i32);
