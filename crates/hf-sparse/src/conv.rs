@@ -391,7 +391,7 @@ pub(crate) fn conv_sparse(
                 &owned
             }
         };
-        return conv_shifted(exec, g, a, taps, x, batch, bias, act, y);
+        return conv_shifted(exec, g, a, taps, x, batch, bias, act, false, y);
     }
 
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
@@ -914,13 +914,14 @@ unsafe fn shifted_body<const FMA: bool>(
     t: usize,
     acc: &mut [f32],
     bias: Option<&[f32]>,
-    act: Activation,
+    ep: Epilogue,
     y: *mut f32,
 ) {
     let p = lay.p;
     let l = lay.computed(g, t);
-    let plane = g.ho * g.wo;
+    let plane = out_plane(g, ep.pool);
     let out_len = a.rows * plane;
+    let act = ep.act;
     let nrows = rows.len();
     let acc = &mut acc[..nrows * l];
     // Strips outer, channels inner: what one strip reads of every input channel (the strip
@@ -966,6 +967,27 @@ unsafe fn shifted_body<const FMA: bool>(
     for (ri, o) in rows.enumerate() {
         let accr = &acc[ri * l..(ri + 1) * l];
         for e in 0..t {
+            if ep.pool {
+                // the 2x2 max of the activated outputs, in the order `pool2x2` takes it, so
+                // the fused layer gives exactly the values of conv then pool
+                let pw = g.wo / 2;
+                for py in 0..g.ho / 2 {
+                    let r0 = &accr[e * p + 2 * py * lay.wp..][..2 * pw];
+                    let r1 = &accr[e * p + (2 * py + 1) * lay.wp..][..2 * pw];
+                    let d = std::slice::from_raw_parts_mut(
+                        y.add(e * out_len + o * plane + py * pw),
+                        pw,
+                    );
+                    for ((d, a), b) in d.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2))
+                    {
+                        *d = act
+                            .apply(a[0])
+                            .max(act.apply(a[1]))
+                            .max(act.apply(b[0]).max(act.apply(b[1])));
+                    }
+                }
+                continue;
+            }
             for oy in 0..g.ho {
                 let s = &accr[e * p + oy * lay.wp..e * p + oy * lay.wp + g.wo];
                 let d = std::slice::from_raw_parts_mut(
@@ -985,6 +1007,73 @@ pub(crate) fn shifted_fits(g: &Geom) -> bool {
     g.sh == 1 && g.sw == 1
 }
 
+/// What the shifted kernel does with its sums on the way out: the activation, then, with
+/// `pool`, the 2x2 stride-2 max pool of the activated outputs (a conv and the max pool after
+/// it in one pass: the conv's full-size output is never written).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Epilogue {
+    pub act: Activation,
+    pub pool: bool,
+}
+
+/// Output positions per channel: the conv's plane, or the 2x2-pooled plane.
+fn out_plane(g: &Geom, pool: bool) -> usize {
+    if pool {
+        (g.ho / 2) * (g.wo / 2)
+    } else {
+        g.ho * g.wo
+    }
+}
+
+/// A convolution followed by a 2x2, stride-2, unpadded max pool, in one pass: `y` holds the
+/// pooled output (`batch x rows x (ho/2) x (wo/2)`). Only where [`SparseConv::choose`] picks the
+/// shifted kernel for this batch (the one whose output pass can pool); returns `false`, having
+/// done nothing, elsewhere.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_sparse_pooled(
+    exec: Exec,
+    algo: SparseConv,
+    g: &Geom,
+    a: &Csr,
+    prep: &ConvPrep,
+    x: &[f32],
+    batch: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) -> bool {
+    let Some(taps) = prep
+        .taps
+        .as_ref()
+        .filter(|_| pool_fuses(algo, g, a, prep, batch))
+    else {
+        return false;
+    };
+    debug_assert_eq!(y.len(), batch * a.rows * out_plane(g, true));
+    conv_shifted(exec, g, a, taps, x, batch, bias, act, true, y);
+    true
+}
+
+/// Whether [`conv_sparse_pooled`] runs this layer at this batch size: the shifted kernel is
+/// the choice, its taps are prepared, and its offsets fit.
+pub(crate) fn pool_fuses(
+    algo: SparseConv,
+    g: &Geom,
+    a: &Csr,
+    prep: &ConvPrep,
+    batch: usize,
+) -> bool {
+    if algo.choose(g, a, prep, batch) != SparseConv::Shifted || prep.taps.is_none() {
+        return false;
+    }
+    if g.ho < 2 || g.wo < 2 {
+        return false;
+    }
+    // the largest tile conv_shifted may take: a smaller one fits when this one does
+    let tile = (SHIFTED_ROW / ShiftedLayout::new(g, 1).p).clamp(1, batch.max(1));
+    ShiftedLayout::new(g, tile).offsets_fit(g)
+}
+
 /// Sparse stride-1 convolution over a batch with [`shifted_body`], in tiles of examples whose
 /// padded planes together fill about [`SHIFTED_ROW`] floats: tiles across threads when there
 /// are enough of them, else each tile's output channels (nnz-balanced) across threads.
@@ -998,10 +1087,11 @@ pub(crate) fn conv_shifted(
     batch: usize,
     bias: Option<&[f32]>,
     act: Activation,
+    pool: bool,
     y: &mut [f32],
 ) {
     let in_len = g.c * g.h * g.w;
-    let out_len = a.rows * g.ho * g.wo;
+    let out_len = a.rows * out_plane(g, pool);
     if batch == 0 || out_len == 0 {
         return;
     }
@@ -1022,6 +1112,8 @@ pub(crate) fn conv_shifted(
     let lay = ShiftedLayout::new(g, tile);
     if !lay.offsets_fit(g) {
         // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
+        // (callers ask for a pooled output only where the offsets fit)
+        debug_assert!(!pool);
         return conv_sparse(
             exec,
             SparseConv::Direct,
@@ -1068,7 +1160,7 @@ pub(crate) fn conv_shifted(
                         t,
                         acc,
                         bias,
-                        act,
+                        Epilogue { act, pool },
                         yp.at(e0 * out_len),
                     )
                 }
@@ -1109,13 +1201,13 @@ unsafe fn shifted_rows(
     t: usize,
     acc: &mut [f32],
     bias: Option<&[f32]>,
-    act: Activation,
+    ep: Epilogue,
     y: *mut f32,
 ) {
     match isa {
-        Isa::Generic => shifted_body::<false>(g, a, lay, off, rows, xp, t, acc, bias, act, y),
+        Isa::Generic => shifted_body::<false>(g, a, lay, off, rows, xp, t, acc, bias, ep, y),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => shifted_avx2(g, a, lay, off, rows, xp, t, acc, bias, act, y),
+        Isa::Avx2Fma => shifted_avx2(g, a, lay, off, rows, xp, t, acc, bias, ep, y),
     }
 }
 
@@ -1137,8 +1229,8 @@ unsafe fn shifted_avx2(
     t: usize,
     acc: &mut [f32],
     bias: Option<&[f32]>,
-    act: Activation,
+    ep: Epilogue,
     y: *mut f32,
 ) {
-    shifted_body::<true>(g, a, lay, off, rows, xp, t, acc, bias, act, y)
+    shifted_body::<true>(g, a, lay, off, rows, xp, t, acc, bias, ep, y)
 }

@@ -389,9 +389,11 @@ impl Model {
     ) -> Vec<f32> {
         let n = self.layers.len();
         let mut last_use = vec![0usize; n + 1];
+        let mut readers = vec![0usize; n + 1];
         for (i, node) in self.plan.nodes.iter().enumerate() {
             for &s in &node.inputs {
                 last_use[s] = i;
+                readers[s] += 1;
             }
         }
         last_use[n] = usize::MAX;
@@ -400,8 +402,22 @@ impl Model {
         let mut pool: Vec<Vec<f32>> = GRAPH_BUFS
             .try_with(|c| std::mem::take(&mut *c.borrow_mut()))
             .unwrap_or_default();
+        let mut pooled_already = false;
         for (i, (l, node)) in self.layers.iter().zip(&self.plan.nodes).enumerate() {
-            let len = node.out.len() * batch;
+            if std::mem::take(&mut pooled_already) {
+                continue; // this max pool ran inside the conv before it
+            }
+            // a conv whose only reader is a 2x2 max pool runs both in one pass where its
+            // kernel can (the per-layer timings keep them apart)
+            let fused = times.is_none()
+                && readers.get(i + 1) == Some(&1)
+                && self.pool_fuses(i, node, batch);
+            let (dst, dst_node) = if fused {
+                (i + 2, &self.plan.nodes[i + 1])
+            } else {
+                (i + 1, node)
+            };
+            let len = dst_node.out.len() * batch;
             // the smallest free buffer that holds the output, else the largest, grown. Buffers
             // keep their full length (every kernel overwrites the part it is given), so one is
             // zero-filled only when it grows, never on reuse.
@@ -423,20 +439,32 @@ impl Model {
                     }
                 };
                 let t0 = std::time::Instant::now();
-                self.run_layer(
-                    exec,
-                    l,
-                    node,
-                    get(node.inputs[0]),
-                    node.inputs.get(1).map(|&s| get(s)),
-                    batch,
-                    &mut out[..len],
-                );
+                if fused {
+                    self.run_conv_pooled(
+                        exec,
+                        l,
+                        node,
+                        get(node.inputs[0]),
+                        batch,
+                        &mut out[..len],
+                    );
+                } else {
+                    self.run_layer(
+                        exec,
+                        l,
+                        node,
+                        get(node.inputs[0]),
+                        node.inputs.get(1).map(|&s| get(s)),
+                        batch,
+                        &mut out[..len],
+                    );
+                }
                 if let Some(t) = times.as_deref_mut() {
                     t[i] += t0.elapsed();
                 }
             }
-            bufs[i + 1] = Some(out);
+            bufs[dst] = Some(out);
+            pooled_already = fused;
             for &s in &node.inputs {
                 if s > 0 && last_use[s] == i {
                     if let Some(b) = bufs[s].take() {
@@ -465,7 +493,8 @@ impl Model {
 
     /// Where the time of a forward call goes: per layer (name, time per call), the minimum
     /// over `runs` calls of the layer-by-layer path every network can take (the MLP fast
-    /// paths fuse layers and are not split). For finding the layer to work on, not for
+    /// paths fuse layers and are not split; convs run apart from the max pools that a forward
+    /// call runs inside them). For finding the layer to work on, not for
     /// headline numbers.
     pub fn layer_times(
         &self,
@@ -495,6 +524,68 @@ impl Model {
             .zip(best)
             .map(|(l, t)| (l.spec.name().to_string(), t))
             .collect())
+    }
+
+    /// Whether layer `i` (a conv on the sparse path) and the 2x2, stride-2, unpadded max pool
+    /// right after it that reads only its output run as one pass at this batch size
+    /// ([`conv::pool_fuses`]; the caller checks that nothing else reads the conv's output).
+    fn pool_fuses(&self, i: usize, node: &crate::graph::Node, batch: usize) -> bool {
+        let (Some(l), Some(next), Some(pool)) = (
+            self.layers.get(i),
+            self.plan.nodes.get(i + 1),
+            self.layers.get(i + 1),
+        ) else {
+            return false;
+        };
+        let is_pool2 = matches!(
+            pool.spec,
+            LayerSpec::MaxPool2d {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+                ..
+            }
+        );
+        if self.path != Format::Sparse || !is_pool2 || next.inputs != [i + 1] {
+            return false;
+        }
+        match conv_geom(&l.spec, node.in_shape) {
+            Some(g) => {
+                next.out.h == g.ho / 2
+                    && next.out.w == g.wo / 2
+                    && conv::pool_fuses(self.sparse_conv, &g, &l.csr, &l.conv, batch)
+            }
+            None => false,
+        }
+    }
+
+    /// A conv and the max pool after it in one pass ([`pool_fuses`](Self::pool_fuses) said
+    /// so): `y` is the pool's output.
+    fn run_conv_pooled(
+        &self,
+        exec: Exec,
+        l: &RtLayer,
+        node: &crate::graph::Node,
+        x: &[f32],
+        batch: usize,
+        y: &mut [f32],
+    ) {
+        let Some(g) = conv_geom(&l.spec, node.in_shape) else {
+            return; // unreachable: pool_fuses checked the geometry
+        };
+        let ran = conv::conv_sparse_pooled(
+            exec,
+            self.sparse_conv,
+            &g,
+            &l.csr,
+            &l.conv,
+            x,
+            batch,
+            l.bias.as_deref(),
+            l.spec.activation(),
+            y,
+        );
+        debug_assert!(ran, "pool_fuses and conv_sparse_pooled disagree");
     }
 
     /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch.
@@ -717,6 +808,28 @@ impl Model {
     pub(crate) fn with_exec(mut self, exec: Exec) -> Model {
         self.exec = exec;
         self
+    }
+
+    /// The logits with every layer run on its own (no conv and pool in one pass; tests).
+    #[cfg(test)]
+    pub(crate) fn forward_unfused(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        let mut t = vec![std::time::Duration::ZERO; self.layers.len()];
+        self.forward_graph(self.exec, x, batch, Some(&mut t))
+    }
+
+    /// The logits of the layer-by-layer path with convs and their pools in one pass where
+    /// they can be, the batch never split across threads (tests).
+    #[cfg(test)]
+    pub(crate) fn forward_whole_batch(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        self.forward_graph(self.exec, x, batch, None)
+    }
+
+    /// Layers `i` whose max pool runs inside them at this batch size (tests).
+    #[cfg(test)]
+    pub(crate) fn pooled_convs(&self, batch: usize) -> Vec<usize> {
+        (0..self.layers.len())
+            .filter(|&i| self.pool_fuses(i, &self.plan.nodes[i], batch))
+            .collect()
     }
 
     /// The runtime layers (tests).

@@ -726,3 +726,50 @@ fn auto_lowers_small_planes_by_batch() {
         }
     }
 }
+
+/// A conv and the 2x2 max pool after it, run in one pass where the shifted kernel is chosen,
+/// give exactly (bit for bit) the logits of the two layers run one after the other: vgg-narrow
+/// (three conv + pool pairs, a 7x7 plane pooled to 3x3) at batch 1 to 32, every kernel setting,
+/// inputs with NaN and infinities included.
+#[test]
+fn conv_with_its_max_pool_in_one_pass_matches_the_two_layers() {
+    let net = synthetic::vgg_narrow(&synthetic::VGG_NARROW_95_DENSITIES, 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let base = Model::from_export(&net).unwrap();
+    assert_eq!(
+        base.pooled_convs(1).len(),
+        3,
+        "vgg-narrow's three pools fuse at batch 1"
+    );
+    assert!(
+        base.to_dense().pooled_convs(1).is_empty(),
+        "the dense path runs its layers one by one"
+    );
+    assert!(
+        base.clone()
+            .with_sparse_conv(SparseConv::Direct)
+            .pooled_convs(1)
+            .is_empty(),
+        "only the shifted kernel pools on the way out"
+    );
+    let n_in = base.input_len();
+    for batch in [1usize, 2, 5, 8, 32] {
+        let mut x = random_vec(&mut rng, batch * n_in);
+        x[3] = f32::NAN;
+        x[n_in / 2] = f32::INFINITY;
+        x[n_in - 1] = f32::NEG_INFINITY;
+        for exec in execs() {
+            // the same kernels and threading on both sides: the whole batch at once
+            let m = base.clone().with_exec(exec);
+            let fused = m.forward_whole_batch(&x, batch);
+            let apart = m.forward_unfused(&x, batch);
+            assert_eq!(fused.len(), apart.len());
+            for (i, (f, a)) in fused.iter().zip(&apart).enumerate() {
+                assert!(
+                    f.to_bits() == a.to_bits(),
+                    "batch {batch} {exec:?} logit {i}: {f} fused, {a} apart"
+                );
+            }
+        }
+    }
+}
