@@ -95,6 +95,6 @@ impl Exec {
 
 /// A whole forward call is split into sub-batches from `par_min_work / BATCH_SPLIT_SHARE`
 /// multiply-adds (1 M by default). On the 2-core development machine splitting LeNet-300-100
-/// at 98% at batch 64 (0.34 M) gained nothing (23.2 against 24.1 µs, best per call): the
-/// second thread's wake-up costs about what half the work saves.
+/// at 98% at batch 64 (0.34 M) gained under 4% (23.2 against 24.1 µs, best per call, within the
+/// machine's noise): the second thread's wake-up costs about what half the work saves.
 pub const BATCH_SPLIT_SHARE: usize = 2;
