@@ -755,6 +755,9 @@ pub(crate) fn add(a: &[f32], b: &[f32], act: Activation, y: &mut [f32]) {
 /// slower on its 64-channel layers (the packed tile outgrew L2).
 pub const SHIFTED_ROW: usize = 512;
 
+/// Batch size from which the shifted kernel packs several examples into one tile.
+const SHIFTED_MIN_TILE_BATCH: usize = 8;
+
 /// Output positions the shifted kernel keeps in registers per output channel (4 AVX2 vectors).
 const STRIP: usize = 32;
 
@@ -1105,7 +1108,14 @@ pub(crate) fn conv_shifted(
         n if n > 1 && batch >= n => n,
         _ => exec.pieces(work, batch.max(a.rows)),
     };
-    let mut tile = (SHIFTED_ROW / p).clamp(1, batch);
+    // below batch 8 one example per tile: packing several small ones into a strip was slower
+    // there (vgg-narrow at 95%, best per call: batch 4 289–299 µs packed, 265.5 µs one by
+    // one; batch 8 on 2 threads, two sub-batches of 4: 410–443 → 335–385 µs)
+    let mut tile = if batch < SHIFTED_MIN_TILE_BATCH {
+        1
+    } else {
+        (SHIFTED_ROW / p).clamp(1, batch)
+    };
     if pieces > 1 && batch >= pieces {
         tile = tile.min(batch.div_ceil(pieces));
     }
