@@ -354,7 +354,9 @@ fn over_examples<F>(
 }
 
 /// Sparse convolution `y = act(conv(x, A) + b)` over a batch: `x` is `batch x (c·h·w)`,
-/// `y` is `batch x (a.rows·ho·wo)`, `a` is `out x (c/groups·kh·kw)` CSR.
+/// `y` is `batch x (a.rows·ho·wo)`, `a` is `out x (c/groups·kh·kw)` CSR. With `ep.pool` (only
+/// where [`pool_fuses`] says so) `y` is the 2x2 max pool of that, `batch x (a.rows·(ho/2)·(wo/2))`,
+/// taken in the same pass.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_sparse(
     exec: Exec,
@@ -365,16 +367,19 @@ pub(crate) fn conv_sparse(
     x: &[f32],
     batch: usize,
     bias: Option<&[f32]>,
-    act: Activation,
+    ep: Epilogue,
     y: &mut [f32],
 ) {
     let plane = g.ho * g.wo;
     let in_len = g.c * g.h * g.w;
     let out_len = a.rows * plane;
+    let act = ep.act;
+    // a pooled output only where the shifted kernel can take the pool on its way out
+    debug_assert!(!ep.pool || pool_fuses(algo, g, a, prep, batch));
     debug_assert_eq!(a.cols, g.cg() * g.kh * g.kw);
     debug_assert_eq!(a.rows % g.groups, 0);
     debug_assert_eq!(x.len(), batch * in_len);
-    debug_assert_eq!(y.len(), batch * out_len);
+    debug_assert_eq!(y.len(), batch * a.rows * out_plane(g, ep.pool));
     if batch == 0 || out_len == 0 {
         return;
     }
@@ -391,7 +396,7 @@ pub(crate) fn conv_sparse(
                 &owned
             }
         };
-        return conv_shifted(exec, g, a, taps, x, batch, bias, act, false, y);
+        return conv_shifted(exec, g, a, taps, x, batch, bias, ep, y);
     }
 
     let unfold = algo == SparseConv::Im2col && !is_pointwise(g);
@@ -1028,37 +1033,9 @@ fn out_plane(g: &Geom, pool: bool) -> usize {
     }
 }
 
-/// A convolution followed by a 2x2, stride-2, unpadded max pool, in one pass: `y` holds the
-/// pooled output (`batch x rows x (ho/2) x (wo/2)`). Only where [`SparseConv::choose`] picks the
-/// shifted kernel for this batch (the one whose output pass can pool); returns `false`, having
-/// done nothing, elsewhere.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_sparse_pooled(
-    exec: Exec,
-    algo: SparseConv,
-    g: &Geom,
-    a: &Csr,
-    prep: &ConvPrep,
-    x: &[f32],
-    batch: usize,
-    bias: Option<&[f32]>,
-    act: Activation,
-    y: &mut [f32],
-) -> bool {
-    let Some(taps) = prep
-        .taps
-        .as_ref()
-        .filter(|_| pool_fuses(algo, g, a, prep, batch))
-    else {
-        return false;
-    };
-    debug_assert_eq!(y.len(), batch * a.rows * out_plane(g, true));
-    conv_shifted(exec, g, a, taps, x, batch, bias, act, true, y);
-    true
-}
-
-/// Whether [`conv_sparse_pooled`] runs this layer at this batch size: the shifted kernel is
-/// the choice, its taps are prepared, and its offsets fit.
+/// Whether [`conv_sparse`] can take a 2x2, stride-2, unpadded max pool of this layer's output
+/// in the same pass at this batch size (`Epilogue::pool`): the shifted kernel is the choice,
+/// its taps are prepared, and its offsets fit.
 pub(crate) fn pool_fuses(
     algo: SparseConv,
     g: &Geom,
@@ -1066,15 +1043,24 @@ pub(crate) fn pool_fuses(
     prep: &ConvPrep,
     batch: usize,
 ) -> bool {
-    if algo.choose(g, a, prep, batch) != SparseConv::Shifted || prep.taps.is_none() {
-        return false;
+    algo.choose(g, a, prep, batch) == SparseConv::Shifted
+        && prep.taps.is_some()
+        && g.ho >= 2
+        && g.wo >= 2
+        // conv_shifted's tile before any split across threads: a split only shrinks it
+        && ShiftedLayout::new(g, shifted_tile(g, batch)).offsets_fit(g)
+}
+
+/// Examples per tile of the shifted kernel at this batch size, before a split across threads.
+/// Below batch 8 one example per tile: packing several small ones into a strip was slower
+/// there (vgg-narrow at 95%, best per call: batch 4 289–299 µs packed, 265.5 µs one by one;
+/// batch 8 on 2 threads, two sub-batches of 4: 410–443 → 335–385 µs).
+fn shifted_tile(g: &Geom, batch: usize) -> usize {
+    if batch < SHIFTED_MIN_TILE_BATCH {
+        1
+    } else {
+        (SHIFTED_ROW / ShiftedLayout::new(g, 1).p).clamp(1, batch)
     }
-    if g.ho < 2 || g.wo < 2 {
-        return false;
-    }
-    // the largest tile conv_shifted may take: a smaller one fits when this one does
-    let tile = (SHIFTED_ROW / ShiftedLayout::new(g, 1).p).clamp(1, batch.max(1));
-    ShiftedLayout::new(g, tile).offsets_fit(g)
 }
 
 /// Sparse stride-1 convolution over a batch with [`shifted_body`], in tiles of examples whose
@@ -1089,12 +1075,11 @@ pub(crate) fn conv_shifted(
     x: &[f32],
     batch: usize,
     bias: Option<&[f32]>,
-    act: Activation,
-    pool: bool,
+    ep: Epilogue,
     y: &mut [f32],
 ) {
     let in_len = g.c * g.h * g.w;
-    let out_len = a.rows * out_plane(g, pool);
+    let out_len = a.rows * out_plane(g, ep.pool);
     if batch == 0 || out_len == 0 {
         return;
     }
@@ -1108,22 +1093,15 @@ pub(crate) fn conv_shifted(
         n if n > 1 && batch >= n => n,
         _ => exec.pieces(work, batch.max(a.rows)),
     };
-    // below batch 8 one example per tile: packing several small ones into a strip was slower
-    // there (vgg-narrow at 95%, best per call: batch 4 289–299 µs packed, 265.5 µs one by
-    // one; batch 8 on 2 threads, two sub-batches of 4: 410–443 → 335–385 µs)
-    let mut tile = if batch < SHIFTED_MIN_TILE_BATCH {
-        1
-    } else {
-        (SHIFTED_ROW / p).clamp(1, batch)
-    };
+    let mut tile = shifted_tile(g, batch);
     if pieces > 1 && batch >= pieces {
         tile = tile.min(batch.div_ceil(pieces));
     }
     let lay = ShiftedLayout::new(g, tile);
     if !lay.offsets_fit(g) {
         // offsets would not fit their u32s (a 16 GB input tile): the direct kernel instead
-        // (callers ask for a pooled output only where the offsets fit)
-        debug_assert!(!pool);
+        // (a pooled output is asked for only where they fit: `pool_fuses`)
+        debug_assert!(!ep.pool);
         return conv_sparse(
             exec,
             SparseConv::Direct,
@@ -1133,7 +1111,7 @@ pub(crate) fn conv_shifted(
             x,
             batch,
             bias,
-            act,
+            ep,
             y,
         );
     }
@@ -1170,7 +1148,7 @@ pub(crate) fn conv_shifted(
                         t,
                         acc,
                         bias,
-                        Epilogue { act, pool },
+                        ep,
                         yp.at(e0 * out_len),
                     )
                 }

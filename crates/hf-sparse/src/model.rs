@@ -205,9 +205,13 @@ impl Model {
         if batch == 0 {
             return Ok(Vec::new());
         }
-        let pieces = self
-            .exec
-            .batch_pieces(self.macs_per_example().saturating_mul(batch), batch);
+        // (batch 1 has nothing to split: no need to count its work)
+        let pieces = match batch {
+            1 => 1,
+            _ => self
+                .exec
+                .batch_pieces(self.macs_per_example().saturating_mul(batch), batch),
+        };
         if pieces < 2 {
             return Ok(self.forward_on(self.exec, x, batch));
         }
@@ -439,26 +443,16 @@ impl Model {
                     }
                 };
                 let t0 = std::time::Instant::now();
-                if fused {
-                    self.run_conv_pooled(
-                        exec,
-                        l,
-                        node,
-                        get(node.inputs[0]),
-                        batch,
-                        &mut out[..len],
-                    );
-                } else {
-                    self.run_layer(
-                        exec,
-                        l,
-                        node,
-                        get(node.inputs[0]),
-                        node.inputs.get(1).map(|&s| get(s)),
-                        batch,
-                        &mut out[..len],
-                    );
-                }
+                self.run_layer(
+                    exec,
+                    l,
+                    node,
+                    get(node.inputs[0]),
+                    node.inputs.get(1).map(|&s| get(s)),
+                    batch,
+                    fused,
+                    &mut out[..len],
+                );
                 if let Some(t) = times.as_deref_mut() {
                     t[i] += t0.elapsed();
                 }
@@ -559,36 +553,9 @@ impl Model {
         }
     }
 
-    /// A conv and the max pool after it in one pass ([`pool_fuses`](Self::pool_fuses) said
-    /// so): `y` is the pool's output.
-    fn run_conv_pooled(
-        &self,
-        exec: Exec,
-        l: &RtLayer,
-        node: &crate::graph::Node,
-        x: &[f32],
-        batch: usize,
-        y: &mut [f32],
-    ) {
-        let Some(g) = conv_geom(&l.spec, node.in_shape) else {
-            return; // unreachable: pool_fuses checked the geometry
-        };
-        let ran = conv::conv_sparse_pooled(
-            exec,
-            self.sparse_conv,
-            &g,
-            &l.csr,
-            &l.conv,
-            x,
-            batch,
-            l.bias.as_deref(),
-            l.spec.activation(),
-            y,
-        );
-        debug_assert!(ran, "pool_fuses and conv_sparse_pooled disagree");
-    }
-
-    /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch.
+    /// One layer of [`forward_graph`](Self::forward_graph) on a batch-major batch; with
+    /// `pooled` (a conv where [`pool_fuses`](Self::pool_fuses) said so) `y` is the output of
+    /// the max pool after it, taken in the same pass.
     #[allow(clippy::too_many_arguments)]
     fn run_layer(
         &self,
@@ -598,6 +565,7 @@ impl Model {
         x: &[f32],
         x2: Option<&[f32]>,
         batch: usize,
+        pooled: bool,
         y: &mut [f32],
     ) {
         let bias = l.bias.as_deref();
@@ -640,7 +608,7 @@ impl Model {
                         x,
                         batch,
                         bias,
-                        act,
+                        conv::Epilogue { act, pool: pooled },
                         y,
                     ),
                 }

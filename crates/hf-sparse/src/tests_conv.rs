@@ -140,7 +140,16 @@ fn conv_kernels_match_reference() {
                                         let mut y = vec![f32::NAN; want.len()];
                                         let prep0 = conv::ConvPrep::new(algo, &g, &a, b);
                                         conv::conv_sparse(
-                                            exec, algo, &g, &a, &prep0, &x, batch, b, act, &mut y,
+                                            exec,
+                                            algo,
+                                            &g,
+                                            &a,
+                                            &prep0,
+                                            &x,
+                                            batch,
+                                            b,
+                                            conv::Epilogue { act, pool: false },
+                                            &mut y,
                                         );
                                         assert_close(
                                             &y,
@@ -531,7 +540,7 @@ fn grouped_dilated_conv_kernels_match_reference() {
                                                     &x,
                                                     batch,
                                                     Some(&bias),
-                                                    act,
+                                                    conv::Epilogue { act, pool: false },
                                                     &mut y,
                                                 );
                                                 assert_close(
@@ -659,7 +668,10 @@ fn shifted_conv_spans_tiles() {
                 &x,
                 batch,
                 Some(&bias),
-                Activation::Relu,
+                conv::Epilogue {
+                    act: Activation::Relu,
+                    pool: false,
+                },
                 &mut y,
             );
             assert_close(
