@@ -20,6 +20,39 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `bench-infer` on the synthetic LeNet-300-100, 3 samples per cell, 1 thread, the runtime's
+/// own columns only, at `batch`, with `extra` arguments.
+fn quick_bench(batch: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "bench-infer",
+        "--synthetic",
+        "lenet300",
+        "--runs",
+        "3",
+        "--batch",
+        batch,
+        "--threads",
+        "1",
+        "--no-libtorch",
+        "--no-onnxruntime",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// The table rows of `bench-infer` output (batch, 4 times, 3 ratios, examples per second)
+/// whose batch is one of `batches`.
+fn bench_rows<'a>(out: &'a str, batches: &[&str]) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|b| batches.contains(&b))
+                && l.split_whitespace().count() == 9
+        })
+        .collect()
+}
+
 fn read_logits(p: &Path) -> Vec<Vec<f32>> {
     std::fs::read_to_string(p)
         .unwrap()
@@ -339,36 +372,13 @@ fn synthetic_bench_ends_with_the_batch1_speedup() {
 /// sample with `min`), and another word is refused by the argument parser.
 #[test]
 fn bench_stat_names_the_statistic() {
-    let args = |stat: &str| {
-        run(&[
-            "bench-infer",
-            "--synthetic",
-            "lenet300",
-            "--runs",
-            "3",
-            "--batch",
-            "1,2",
-            "--threads",
-            "1",
-            "--no-libtorch",
-            "--no-onnxruntime",
-            "--stat",
-            stat,
-        ])
-    };
+    let args = |stat: &str| quick_bench("1,2", &["--stat", stat]);
     let out = ok(&args("min"));
     assert!(
         out.contains("best of 3 interleaved samples per cell"),
         "{out}"
     );
-    let rows = out
-        .lines()
-        .filter(|l| {
-            matches!(l.split_whitespace().next(), Some("1" | "2"))
-                && l.split_whitespace().count() == 9
-        })
-        .count();
-    assert_eq!(rows, 2, "{out}");
+    assert_eq!(bench_rows(&out, &["1", "2"]).len(), 2, "{out}");
     let out = ok(&args("median"));
     assert!(
         out.contains("median of 3 interleaved samples per cell"),
@@ -462,13 +472,7 @@ fn synthetic_vgg_narrow_bench_has_every_column_and_a_layer_breakdown() {
             out.contains("export's layer graph as dense libtorch ops"),
             "{out}"
         );
-        let rows: Vec<&str> = out
-            .lines()
-            .filter(|l| {
-                matches!(l.split_whitespace().next(), Some("1" | "3"))
-                    && l.split_whitespace().count() == 9
-            })
-            .collect();
+        let rows = bench_rows(&out, &["1", "3"]);
         assert_eq!(rows.len(), 2, "{out}");
         for r in rows {
             let cells: Vec<&str> = r.split_whitespace().collect();
@@ -493,36 +497,13 @@ fn bench_times_dataset_images() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("mnist");
     hf_data::synth::write_idx_dataset(&data, 64, 40, false, 9).unwrap();
-    let args = |dir: &str| {
-        run(&[
-            "bench-infer",
-            "--synthetic",
-            "lenet300",
-            "--runs",
-            "3",
-            "--batch",
-            "1,8",
-            "--threads",
-            "1",
-            "--no-libtorch",
-            "--no-onnxruntime",
-            "--data",
-            "mnist",
-            "--data-dir",
-            dir,
-        ])
-    };
+    let args = |dir: &str| quick_bench("1,8", &["--data", "mnist", "--data-dir", dir]);
     let out = ok(&args(data.to_str().unwrap()));
     assert!(
         out.contains("inputs: the first 8 of the 40 test images"),
         "{out}"
     );
-    let rows = out
-        .lines()
-        .filter(|l| matches!(l.split_whitespace().next(), Some("1" | "8")))
-        .filter(|l| l.split_whitespace().count() == 9)
-        .count();
-    assert_eq!(rows, 2, "{out}");
+    assert_eq!(bench_rows(&out, &["1", "8"]).len(), 2, "{out}");
     let o = args(tmp.path().join("missing").to_str().unwrap());
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
