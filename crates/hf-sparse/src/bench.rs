@@ -91,12 +91,12 @@ pub fn measure_interleaved(
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs.max(1)); samplers.len()];
     for _ in 0..runs.max(1) {
         for ((f, &n), out) in samplers.iter_mut().zip(&reps).zip(&mut samples) {
-            // one untimed call first: the previous sampler's calls have evicted this one's
-            // weights and buffers from the caches (a deployed model called over and over
-            // stays warm, and so should each sample)
             if several {
                 settle();
             }
+            // one untimed call first: the previous sampler's calls have evicted this one's
+            // weights and buffers from the caches (a deployed model called over and over
+            // stays warm, and so should each sample)
             f(1);
             out.push(f(n) / n);
         }

@@ -86,8 +86,8 @@ impl Exec {
 
     /// Number of sub-batches to split a whole forward call of `work` multiply-adds on
     /// `batch` examples into, one per thread. Sub-batches share nothing but the read-only
-    /// weights and cost one fork/join per call instead of one per layer, so they start at an
-    /// eighth of the per-layer threshold ([`BATCH_SPLIT_SHARE`]).
+    /// weights and cost one fork/join per call instead of one per layer, so they start at a
+    /// fraction of the per-layer threshold (`par_min_work / BATCH_SPLIT_SHARE`).
     pub(crate) fn batch_pieces(&self, work: usize, batch: usize) -> usize {
         self.pieces(work.saturating_mul(BATCH_SPLIT_SHARE), batch)
     }
